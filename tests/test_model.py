@@ -1,0 +1,70 @@
+"""Model, shapes and device: the network of the reference post, explained failures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lenet5_helpers as lh
+
+
+def test_lenet5_has_the_reference_parameter_count():
+    model = lh.LeNet5()
+    assert sum(p.numel() for p in model.parameters()) == 61_706
+    assert model(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
+
+
+def test_layer_table_gives_each_layer_its_shape_and_parameters():
+    rows = lh.layer_table(lh.LeNet5(), (2, 1, 32, 32))
+    assert [(r["layer"], r["output_shape"], r["params"]) for r in rows] == [
+        ("conv1", (6, 28, 28), 156), ("pool", (6, 14, 14), 0), ("conv2", (16, 10, 10), 2_416),
+        ("pool", (16, 5, 5), 0), ("conv3", (120, 1, 1), 48_120), ("fc1", (84,), 10_164),
+        ("fc2", (10,), 850)]
+
+
+def test_layer_table_works_for_any_model():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten())
+    rows = lh.layer_table(model, (1, 3, 8, 8))
+    assert [r["output_shape"] for r in rows] == [(4, 8, 8), (256,)]
+    assert rows[0]["params"] == 3 * 4 * 9 + 4
+
+
+def test_print_layer_table_counts_a_shared_layer_once(capsys):
+    lh.print_layer_table(lh.layer_table(lh.LeNet5()))
+    assert capsys.readouterr().out.splitlines()[-1].split()[-1] == "61,706"
+
+
+def test_conv_output_size_formula():
+    assert [lh.conv_output_size(32, 5), lh.conv_output_size(28, 2, stride=2),
+            lh.conv_output_size(28, 5, padding=2), lh.conv_output_size(7, 3, stride=2)] == [28, 14, 28, 3]
+
+
+def test_28x28_input_is_explained_not_a_matmul_error():
+    with pytest.raises(ValueError) as error:
+        lh.LeNet5()(torch.zeros(4, 1, 28, 28))
+    message = str(error.value)
+    assert "32, 32" in message and "4x1x28x28" in message
+    assert "Resize((32, 32))" in message and "Pad(2)" in message
+    assert "mat1" not in message
+
+
+def test_other_wrong_shapes_are_explained_too():
+    with pytest.raises(ValueError, match=r"expects a batch of shape \(N, 1, 32, 32\); got 1x32x32"):
+        lh.LeNet5()(torch.zeros(1, 32, 32))
+
+
+def test_auto_device_picks_what_is_there(capsys):
+    device = lh.pick_device("auto")
+    assert device.type == lh.available_devices()[0]
+    assert "picked" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_an_absent_device_is_an_error_at_once():
+    with pytest.raises(RuntimeError, match=r"device='cuda' was asked for.*available: .*cpu"):
+        lh.pick_device("cuda")
+
+
+def test_an_unknown_device_is_an_error():
+    with pytest.raises(ValueError, match="device='gpu'.*auto, cpu, cuda, mps"):
+        lh.pick_device("gpu")

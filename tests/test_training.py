@@ -1,0 +1,165 @@
+"""Training: a short real run end to end, exact metrics, determinism, resume, run-folder rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+import lenet5_helpers as lh
+
+
+def train(data, run_dir, epochs=2, seed=0, **kwargs):
+    lh.seed_everything(seed)
+    model = lh.LeNet5()
+    history = lh.fit(model, data, run_dir, epochs=epochs, seed=seed, progress=False, **kwargs)
+    return model, history
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_a_short_run_learns_and_writes_its_run_folder(mnist_2000, tmp_path):
+    model, history = train(mnist_2000, tmp_path, epochs=2)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] < math.log(10)
+    assert history[-1]["test_accuracy"] > 0.5  # chance is 0.1
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                             "seconds", "lr"]
+    assert lh.read_history(tmp_path) == history
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"test_accuracy", "train_accuracy", "test_loss", "train_loss", "epochs", "recipe", "seed",
+            "device", "seconds_per_epoch", "torch_version"} <= set(metrics)
+    assert metrics["test_accuracy"] == history[-1]["test_accuracy"] and metrics["epochs"] == 2
+    assert metrics["finished"] and metrics["device"] == "cpu"
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(checkpoint["model"].values(),
+                                                 model.state_dict().values(), strict=True))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_accuracy_and_loss_are_exact_over_all_images(mnist_2000):
+    lh.seed_everything(0)
+    model = lh.LeNet5()
+    x, y = mnist_2000["test"]
+    x, y = x[:1234], y[:1234]  # not a multiple of any batch size
+    loss, accuracy = lh.evaluate(model, x, y)
+    with torch.no_grad():
+        logits = model(x)
+    assert accuracy == (logits.argmax(1) == y).sum().item() / 1234
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+
+
+def test_the_same_seed_gives_the_same_history(mnist_2000, tmp_path):
+    _, first = train(mnist_2000, tmp_path / "a", epochs=1, seed=3)
+    _, second = train(mnist_2000, tmp_path / "b", epochs=1, seed=3)
+    _, other = train(mnist_2000, tmp_path / "c", epochs=1, seed=4)
+    assert without_time(first) == without_time(second)
+    assert without_time(first) != without_time(other)
+
+
+def test_resume_gives_the_same_history_as_a_run_never_stopped(mnist_2000, tmp_path, monkeypatch):
+    _, straight = train(mnist_2000, tmp_path / "straight", epochs=3, augment=True)
+    real_save = lh.save_run
+
+    def save_then_stop(run_dir, config, model, optimizer, scheduler, generator, history):
+        real_save(run_dir, config, model, optimizer, scheduler, generator, history)
+        if len(history) == 2:
+            raise KeyboardInterrupt  # the learner presses stop after epoch 2
+
+    monkeypatch.setattr(lh, "save_run", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(mnist_2000, tmp_path / "stopped", epochs=3, augment=True)
+    monkeypatch.setattr(lh, "save_run", real_save)
+    assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["epochs"] == 2
+    assert not (tmp_path / "stopped" / ".lock").exists()
+    lh.seed_everything(99)  # a new process, other random states: the checkpoint restores them all
+    resumed = lh.fit(lh.LeNet5(), mnist_2000, tmp_path / "stopped", epochs=3, augment=True, seed=0,
+                     resume=True, progress=False)
+    assert without_time(resumed) == without_time(straight)
+
+
+def test_a_folder_holding_another_run_is_refused_not_overwritten(mnist_2000, tmp_path):
+    train(mnist_2000, tmp_path, epochs=1)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(lh.RunError, match="another run.*lr: 0.1 there, 0.05 here"):
+        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, lr=0.05, progress=False)
+    with pytest.raises(lh.RunError, match="Refusing to overwrite it: pass resume=True"):
+        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=2, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_rerunning_a_finished_run_loads_it_instead_of_training(mnist_2000, tmp_path, capsys):
+    model, history = train(mnist_2000, tmp_path, epochs=1)
+    fresh = lh.LeNet5()
+    again = lh.fit(fresh, mnist_2000, tmp_path, epochs=1, seed=0, progress=False)
+    assert again == history and "already holds this finished run" in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
+
+
+def test_resume_without_a_checkpoint_is_refused(mnist_2000, tmp_path):
+    with pytest.raises(lh.RunError, match="resume=True, but .* holds no checkpoint.pt"):
+        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
+
+
+def test_a_damaged_checkpoint_is_refused(mnist_2000, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(lh.RunError, match="cannot be read as a checkpoint"):
+        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(mnist_2000, tmp_path):
+    train(mnist_2000, tmp_path, epochs=1)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["arch"] = "ResNet18"
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    with pytest.raises(lh.RunError, match="holds a 'ResNet18' model"):
+        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
+
+
+def test_a_second_live_run_on_the_same_folder_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / ".lock").write_text(str(other.pid))
+        with pytest.raises(lh.RunError, match="in use by another training run"):
+            lh.lock_run_dir(tmp_path)
+    finally:
+        other.kill()
+        other.wait()
+    assert lh.lock_run_dir(tmp_path).read_text() == str(__import__("os").getpid())  # stale: taken
+
+
+def test_two_new_run_folders_never_collide(tmp_path):
+    folders = {lh.new_run_dir(tmp_path) for _ in range(5)}
+    assert len(folders) == 5 and all(f.is_dir() for f in folders)
+
+
+def test_random_shift_moves_whole_digits_by_at_most_two_pixels():
+    x = torch.full((64, 1, 32, 32), lh.BACKGROUND)
+    x[:, :, 14:18, 14:18] = 1.0  # a small square in the middle
+    shifted = lh.random_shift(x, generator=torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape
+    assert torch.equal((shifted == 1.0).sum(dim=(1, 2, 3)), torch.full((64,), 16))
+    rows = (shifted[:, 0] == 1.0).any(dim=2).float().argmax(dim=1) - 14
+    cols = (shifted[:, 0] == 1.0).any(dim=1).float().argmax(dim=1) - 14
+    assert rows.abs().max() <= 2 and cols.abs().max() <= 2
+    assert len({(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)}) > 10
+
+
+def test_recipes_and_overrides():
+    assert lh.resolve_recipe("seed")["lr"] == 1e-3 and lh.resolve_recipe("seed")["momentum"] == 0
+    cfg = lh.resolve_recipe("default", epochs=3, batch_size=64, lr=0.05)
+    assert (cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["nesterov"]) == (3, 64, 0.05, True)
+    with pytest.raises(ValueError, match="recipe='fast'"):
+        lh.resolve_recipe("fast")
