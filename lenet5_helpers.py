@@ -417,10 +417,11 @@ def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
 RECIPES = {
     # The reference post: plain SGD, lr 1e-3, batch 128, 500 epochs (99.40 % train, 98.63 % test).
     "seed": {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
-             "schedule": "constant", "batch_size": 128, "epochs": 500},
-    # A modern recipe for the same network: Nesterov momentum, weight decay, one-cycle lr.
-    "default": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                "schedule": "onecycle", "batch_size": 128, "epochs": 12},
+             "schedule": "constant", "label_smoothing": 0.0, "batch_size": 128, "epochs": 500},
+    # A modern recipe for the same network: Nesterov momentum, weight decay, a one-cycle learning
+    # rate peaking at 0.2, label smoothing 0.1 (measured: 99.3 % -> 99.5 % with these two last).
+    "default": {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+                "schedule": "onecycle", "label_smoothing": 0.1, "batch_size": 128, "epochs": 12},
 }
 
 
@@ -469,7 +470,8 @@ def random_shift(x: torch.Tensor, max_shift: int = 2,
 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
                 scheduler: Any, batch_size: int, generator: torch.Generator,
-                augment: bool = False, amp: bool = False, bar: Any = None) -> None:
+                augment: bool = False, amp: bool = False, label_smoothing: float = 0.0,
+                bar: Any = None) -> None:
     """One pass over the training tensors in a random order: forward, loss, backward, step."""
     model.train()
     order = torch.randperm(len(images), device=images.device, generator=generator)
@@ -479,7 +481,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         if augment:
             x = random_shift(x, generator=generator)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -525,7 +527,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             start = time.perf_counter()
             lr_now = scheduler.get_last_lr()[0]
             train_epoch(model, x_train, y_train, optimizer, scheduler, cfg["batch_size"],
-                        generator, augment, amp, bar)
+                        generator, augment, amp, cfg["label_smoothing"], bar)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
@@ -740,7 +742,7 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
     history = list(ckpt["history"])
     if not finished:
         print(f"Resuming {show_path(run_dir)} after epoch {ckpt['epoch']} of {saved['epochs']}")
-    save_run(run_dir, config, model, optimizer, scheduler, generator, history)  # csv/json in step
+        save_run(run_dir, config, model, optimizer, scheduler, generator, history)  # files in step
     return history
 
 
@@ -906,29 +908,44 @@ def notebook_parameters(notebook: Path) -> set[str]:
 
 
 def run_series(run_dir: Path | None = None, params: dict | None = None, html: bool = False,
-               notebooks: list[Path] | None = None) -> Path:
+               in_place: bool = False) -> Path:
     """Execute the notebooks in order with papermill into one run folder; return the folder.
 
     Each notebook gets the parameters it declares (run_dir always). A failing notebook stops the
     series with papermill's error; its partly executed copy stays in the run folder.
+    in_place=True re-executes the stored notebooks into themselves, with their own defaults.
     """
     import papermill
 
     run_dir = Path(run_dir) if run_dir else new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     params = dict(params or {}, run_dir=str(run_dir.resolve()))
-    for nb in notebooks or sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb")):
-        out = run_dir / nb.name
-        mine = {k: v for k, v in params.items() if k in notebook_parameters(nb)}
+    for nb in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb")):
+        out = nb if in_place else run_dir / nb.name
+        mine = {} if in_place else {k: v for k, v in params.items() if k in notebook_parameters(nb)}
         print(f"== {nb.name}  {' '.join(f'{k}={v}' for k, v in mine.items() if k != 'run_dir')}")
         papermill.execute_notebook(str(nb), str(out), parameters=mine, cwd=str(nb.parent),
                                    progress_bar=False, kernel_name="python3")
+        if in_place:
+            _relative_paths(out)
         if html:
             from nbconvert import HTMLExporter
 
             body, _ = HTMLExporter().from_filename(str(out))
             out.with_suffix(".html").write_text(body, encoding="utf-8")
     return run_dir
+
+
+def _relative_paths(notebook: Path) -> None:
+    """Store papermill's record of a notebook's input and output paths relative to the project."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    record = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = show_path(record[key])
+    nbformat.write(nb, str(notebook))
 
 
 def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | None = None,
@@ -1002,6 +1019,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--quick", action="store_true", help="quick mode (a subset, few epochs)")
         cmd.add_argument("--out", type=Path, default=None, help="the folder (default: runs/...)")
     sub.choices["run"].add_argument("--html", action="store_true", help="also export HTML")
+    sub.choices["run"].add_argument("--in-place", action="store_true",
+                                    help="re-execute the stored notebooks into themselves")
     sub.choices["sweep"].add_argument("-g", "--grid", nargs=2, action="append", default=[],
                                       metavar=("NAME", "V1,V2"), help="values to sweep")
     sub.choices["sweep"].add_argument("--jobs", type=int, default=2, help="points at once")
@@ -1019,7 +1038,11 @@ def main(argv: list[str] | None = None) -> int:
             grid = {k: [_parse_value(v) for v in values.split(",")] for k, values in args.grid}
             rows = sweep(grid, params, args.out, args.jobs)
             return 0 if all(r["status"] == "ok" for r in rows) else 1
-        run_dir = run_series(args.out, params, args.html)
+        if args.in_place:
+            run_series(in_place=True)
+            run_dir = latest_run()
+        else:
+            run_dir = run_series(args.out, params, args.html)
     except papermill.PapermillExecutionError as e:
         print(f"\nThe series stopped: {e.ename}: {e.evalue}\nThe partly executed notebook is "
               f"in the run folder; open it to see the failing cell.", file=sys.stderr)

@@ -11,6 +11,8 @@ import torch
 
 import lenet5_helpers as lh
 
+pytestmark = pytest.mark.slow
+
 
 def train(data, run_dir, epochs=2, seed=0, **kwargs):
     lh.seed_everything(seed)

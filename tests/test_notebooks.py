@@ -1,0 +1,108 @@
+"""The notebooks under papermill with non-default parameters, the whole series, sweeps.
+
+(nbval, configured in pyproject.toml, separately re-executes the stored notebooks and compares
+their outputs.)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import nbformat
+import papermill
+import pytest
+from conftest import needs_mnist
+
+import lenet5_helpers as lh
+
+pytestmark = [needs_mnist, pytest.mark.slow]
+NOTEBOOKS = lh.NOTEBOOKS_DIR
+FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
+           "misclassified.png", "per_class_accuracy.png"]
+
+
+def execute(name: str, out, **parameters) -> nbformat.NotebookNode:
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters,
+                               cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
+    return nbformat.read(str(out), as_version=4)
+
+
+def text_of(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", "") + output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_01_runs_with_other_parameters(tmp_path):
+    nb = execute("01-loading-data.ipynb", tmp_path / "01.ipynb", seed=1, batch_size=64, quick=True)
+    assert "images (64, 1, 32, 32)" in text_of(nb)
+
+
+def test_02_runs_with_other_parameters(tmp_path):
+    nb = execute("02-building-lenet5.ipynb", tmp_path / "02.ipynb", seed=1, batch_size=16)
+    text = text_of(nb)
+    assert "batch (16, 1, 32, 32)" in text and "expects a batch of shape (N, 1, 32, 32)" in text
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("short-run")
+    execute("03-training.ipynb", run_dir / "03.ipynb", epochs=1, train_subset=2000,
+            run_dir=str(run_dir), seed=1)
+    return run_dir
+
+
+def test_03_trains_a_short_run_into_the_given_folder(short_run):
+    metrics = json.loads((short_run / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["train_size"], metrics["seed"]) == (1, 2000, 1)
+    assert 0.3 < metrics["test_accuracy"] <= 1 and (short_run / "checkpoint.pt").exists()
+    assert len(lh.read_history(short_run)) == 1
+
+
+def test_04_plots_a_given_run(short_run):
+    execute("04-results.ipynb", short_run / "04.ipynb", run_dir=str(short_run))
+    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
+
+
+def test_04_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
+    nb = execute("04-results.ipynb", tmp_path / "04.ipynb")
+    assert "There is no finished training run yet" in text_of(nb)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == lh.QUICK["epochs"]
+    assert sorted(p.name for p in (run_dir / "figures").glob("*.png")) == FIGURES
+
+
+def test_a_bad_parameter_fails_in_seconds_with_its_name(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        execute("03-training.ipynb", tmp_path / "03.ipynb", epochs="three", run_dir=str(tmp_path))
+    assert "epochs='three' is not accepted" in error.value.evalue
+    assert time.perf_counter() - start < 60 and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_the_whole_series_in_quick_mode(tmp_path, capsys):
+    run_dir = tmp_path / "series"
+    assert lh.main(["run", "--quick", "--out", str(run_dir)]) == 0
+    assert "Final test accuracy" in capsys.readouterr().out
+    names = sorted(p.name for p in run_dir.glob("*.ipynb"))
+    assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["train_size"] == lh.QUICK["train_subset"] and metrics["test_accuracy"] >= 0.95
+    assert (run_dir / "history.csv").exists() and (run_dir / "checkpoint.pt").exists()
+    assert sorted(p.name for p in (run_dir / "figures").glob("*.png")) == FIGURES
+    assert "QUICK MODE" in text_of(nbformat.read(str(run_dir / "03-training.ipynb"), as_version=4))
+
+
+def test_a_sweep_records_a_failed_point_and_finishes_the_others(tmp_path):
+    rows = lh.sweep({"lr": [0.05, -1.0]}, {"epochs": 1, "train_subset": 1000}, tmp_path, jobs=2)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert "lr=-1.0 is not accepted" in rows[1]["error"]
+    with open(tmp_path / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == ["ok", "failed"] and float(table[0]["test_accuracy"]) > 0.1
+    assert (tmp_path / "sweep.png").exists()
