@@ -505,6 +505,9 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     run_dir = Path(run_dir)
     x_train, y_train = data["train"]
     device = x_train.device
+    if next(model.parameters()).device.type != device.type:
+        raise ValueError(f"The model is on {next(model.parameters()).device.type} but the data is on "
+                         f"{device.type}; move the model first: model = model.to(device).")
     cfg = resolve_recipe(recipe, epochs, batch_size, lr)
     config = dict(cfg, seed=seed, augment=augment, amp=amp, train_size=len(x_train),
                   arch=type(model).__name__)
@@ -908,7 +911,7 @@ def notebook_parameters(notebook: Path) -> set[str]:
 
 
 def run_series(run_dir: Path | None = None, params: dict | None = None, html: bool = False,
-               in_place: bool = False) -> Path:
+               in_place: bool = False) -> Path | None:
     """Execute the notebooks in order with papermill into one run folder; return the folder.
 
     Each notebook gets the parameters it declares (run_dir always). A failing notebook stops the
@@ -917,9 +920,10 @@ def run_series(run_dir: Path | None = None, params: dict | None = None, html: bo
     """
     import papermill
 
-    run_dir = Path(run_dir) if run_dir else new_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    params = dict(params or {}, run_dir=str(run_dir.resolve()))
+    if not in_place:
+        run_dir = Path(run_dir) if run_dir else new_run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        params = dict(params or {}, run_dir=str(run_dir.resolve()))
     for nb in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb")):
         out = nb if in_place else run_dir / nb.name
         mine = {} if in_place else {k: v for k, v in params.items() if k in notebook_parameters(nb)}
@@ -928,7 +932,7 @@ def run_series(run_dir: Path | None = None, params: dict | None = None, html: bo
                                    progress_bar=False, kernel_name="python3")
         if in_place:
             _relative_paths(out)
-        if html:
+        if html and not in_place:
             from nbconvert import HTMLExporter
 
             body, _ = HTMLExporter().from_filename(str(out))

@@ -165,3 +165,10 @@ def test_recipes_and_overrides():
     assert (cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["nesterov"]) == (3, 64, 0.05, True)
     with pytest.raises(ValueError, match="recipe='fast'"):
         lh.resolve_recipe("fast")
+
+
+def test_a_model_on_another_device_than_the_data_is_explained(mnist_2000, tmp_path):
+    data = {"train": (mnist_2000["train"][0].to("meta"), mnist_2000["train"][1].to("meta")),
+            "test": mnist_2000["test"]}
+    with pytest.raises(ValueError, match="model is on cpu but the data is on meta.*model.to"):
+        lh.fit(lh.LeNet5(), data, tmp_path, epochs=1, progress=False)
