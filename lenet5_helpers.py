@@ -800,7 +800,7 @@ def plot_history(history: list[dict]) -> Any:
     right.axhline(100 * REFERENCE_POST_TEST, color="gray", ls="--",
                   label="reference post, 500 epochs (98.63 %)")
     right.axhline(100 * LECUN_1998_TEST, color="black", ls=":", label="LeCun et al. 1998 (99.05 %)")
-    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", yscale="log")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy",
               ylim=(max(90.0, 100 * min(h["test_accuracy"] for h in history) - 1), 100))
     left.legend()

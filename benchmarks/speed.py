@@ -78,6 +78,15 @@ def time_to_99(data: dict, device: torch.device, amp: bool = False) -> tuple[flo
     return time.perf_counter() - start, cfg["epochs"], accuracy
 
 
+def cpu_name() -> str:
+    """The CPU's model name where the system tells it, else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=lh.DEVICES)
@@ -89,7 +98,7 @@ def main() -> None:
     data_root = lh.prepare_mnist(verbose=False)
     data = lh.mnist_tensors(data_root, device)
     our_epoch(data, device)  # warm-up: first-call costs (kernels, allocator) are not an epoch's
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name()
     figures = {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
                "torch": torch.__version__}
     print(f"LeNet-5 training speed on {device.type} ({name}, {torch.get_num_threads()} threads), "
