@@ -508,11 +508,10 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     if next(model.parameters()).device.type != device.type:
         raise ValueError(f"The model is on {next(model.parameters()).device.type} but the data is on "
                          f"{device.type}; move the model first: model = model.to(device).")
-    cfg = resolve_recipe(recipe, epochs, batch_size, lr)
-    config = dict(cfg, seed=seed, augment=augment, amp=amp, train_size=len(x_train),
-                  arch=type(model).__name__)
-    steps = -(-len(x_train) // cfg["batch_size"])
-    optimizer, scheduler = make_optimizer(model, cfg, steps)
+    config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
+                        type(model).__name__)
+    steps = -(-len(x_train) // config["batch_size"])
+    optimizer, scheduler = make_optimizer(model, config, steps)
     generator = torch.Generator(device).manual_seed(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -520,17 +519,17 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     try:
         history = start_or_resume(run_dir, config, model, optimizer, scheduler, generator, resume)
         first = len(history)
-        if first >= cfg["epochs"]:
+        if first >= config["epochs"]:
             print(f"{show_path(run_dir)} already holds this finished run ({first} epochs); "
                   "loaded it. Use a new run_dir to train again.")
             return history
-        bar = tqdm(total=(cfg["epochs"] - first) * steps, disable=not progress, unit="batch")
-        for epoch in range(first + 1, cfg["epochs"] + 1):
-            bar.set_description(f"epoch {epoch}/{cfg['epochs']}")
+        bar = tqdm(total=(config["epochs"] - first) * steps, disable=not progress, unit="batch")
+        for epoch in range(first + 1, config["epochs"] + 1):
+            bar.set_description(f"epoch {epoch}/{config['epochs']}")
             start = time.perf_counter()
             lr_now = scheduler.get_last_lr()[0]
-            train_epoch(model, x_train, y_train, optimizer, scheduler, cfg["batch_size"],
-                        generator, augment, amp, cfg["label_smoothing"], bar)
+            train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
+                        generator, augment, amp, config["label_smoothing"], bar)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
@@ -712,15 +711,26 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: Any,
-                    scheduler: Any, generator: torch.Generator, resume: bool) -> list[dict]:
-    """Restore everything from run_dir/checkpoint.pt when allowed; return the history so far."""
+def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
+               lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
+               train_size: int = 60_000, arch: str = "LeNet5") -> dict:
+    """Everything that makes two runs the same run (stored in the checkpoint, compared on resume)."""
+    return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,
+                amp=amp, train_size=train_size, arch=arch)
+
+
+def check_run_dir(run_dir: Path, config: dict, resume: bool) -> dict | None:
+    """The checkpoint in run_dir if this run may use it, None if there is none; else RunError.
+
+    A folder holding another run (other settings), or an unfinished run without resume=True, is
+    refused rather than overwritten. A finished run with the same settings may be loaded.
+    """
     path = run_dir / "checkpoint.pt"
     if not path.exists():
         if resume:
             raise RunError(f"resume=True, but {show_path(run_dir)} holds no checkpoint.pt. "
                            "Pass resume=False to start a new run there.")
-        return []
+        return None
     ckpt = load_checkpoint(path)
     if ckpt["config"].get("arch") != config["arch"]:
         raise RunError(f"{show_path(path)} holds a {ckpt['config'].get('arch')!r} model, not "
@@ -735,6 +745,16 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
             f"{saved['epochs']}{'; ' + what if what else ''}). Refusing to overwrite it: "
             + ("pass the same settings, or another run_dir." if resume else
                "pass resume=True to continue it, or another run_dir."))
+    return ckpt
+
+
+def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: Any,
+                    scheduler: Any, generator: torch.Generator, resume: bool) -> list[dict]:
+    """Restore everything from run_dir/checkpoint.pt when allowed; return the history so far."""
+    ckpt = check_run_dir(run_dir, config, resume)
+    if ckpt is None:
+        return []
+    path = run_dir / "checkpoint.pt"
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -743,8 +763,8 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
     scheduler.load_state_dict(ckpt["scheduler"])
     _set_rng_states(ckpt["rng"], generator)
     history = list(ckpt["history"])
-    if not finished:
-        print(f"Resuming {show_path(run_dir)} after epoch {ckpt['epoch']} of {saved['epochs']}")
+    if len(history) < config["epochs"]:
+        print(f"Resuming {show_path(run_dir)} after epoch {ckpt['epoch']} of {config['epochs']}")
         save_run(run_dir, config, model, optimizer, scheduler, generator, history)  # files in step
     return history
 
@@ -890,6 +910,12 @@ def check_params(**params: Any) -> dict:
                              "resume=False.")
     if "device" in p:
         p["device"] = pick_device(str(p["device"]))
+    if p.get("run_dir") is not None and "recipe" in p:  # a training notebook: may it use run_dir?
+        settings = {k: p[k] for k in ("recipe", "epochs", "batch_size", "lr", "seed", "augment",
+                                      "amp") if k in p}
+        check_run_dir(p["run_dir"], run_config(**settings,
+                                               train_size=p.get("train_subset") or 60_000),
+                      bool(p.get("resume")))
     return p
 
 

@@ -115,3 +115,16 @@ def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end
     final = json.loads((straight / "metrics.json").read_text())
     assert resumed[-1]["test_accuracy"] == final["test_accuracy"]
     assert resumed[-1]["train_loss"] == final["train_loss"]
+
+
+@pytest.mark.slow
+def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(mnist_2000, tmp_path):
+    lh.seed_everything(0)
+    lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, progress=False)
+    same = dict(run_dir=tmp_path, recipe="default", epochs=1, batch_size=None, lr=None, seed=0,
+                augment=False, amp=False, train_subset=2000)
+    assert lh.check_params(**same, resume=False)["run_dir"] == tmp_path  # finished, same: loads
+    with pytest.raises(lh.RunError, match="already holds another run.*epochs: 1 there, 12 here"):
+        lh.check_params(**dict(same, epochs=None), resume=False)
+    with pytest.raises(lh.RunError, match="train_size: 2000 there, 60000 here"):
+        lh.check_params(**dict(same, train_subset=None), resume=True)

@@ -91,7 +91,7 @@ def test_resume_gives_the_same_history_as_a_run_never_stopped(mnist_2000, tmp_pa
 def test_a_folder_holding_another_run_is_refused_not_overwritten(mnist_2000, tmp_path):
     train(mnist_2000, tmp_path, epochs=1)
     before = (tmp_path / "checkpoint.pt").read_bytes()
-    with pytest.raises(lh.RunError, match="another run.*lr: 0.1 there, 0.05 here"):
+    with pytest.raises(lh.RunError, match="another run.*lr: 0.2 there, 0.05 here"):
         lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, lr=0.05, progress=False)
     with pytest.raises(lh.RunError, match="Refusing to overwrite it: pass resume=True"):
         lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=2, progress=False)
