@@ -87,10 +87,11 @@ def test_a_bad_parameter_fails_in_seconds_with_its_name(tmp_path):
 
 def test_the_whole_series_in_quick_mode(tmp_path, capsys):
     run_dir = tmp_path / "series"
-    assert lh.main(["run", "--quick", "--out", str(run_dir)]) == 0
+    assert lh.main(["run", "--quick", "--html", "--out", str(run_dir)]) == 0
     assert "Final test accuracy" in capsys.readouterr().out
     names = sorted(p.name for p in run_dir.glob("*.ipynb"))
     assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    assert sorted(p.name for p in run_dir.glob("*.html")) == [n[:-6] + ".html" for n in names]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_size"] == lh.QUICK["train_subset"] and metrics["test_accuracy"] >= 0.95
     assert (run_dir / "history.csv").exists() and (run_dir / "checkpoint.pt").exists()
