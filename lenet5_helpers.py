@@ -999,6 +999,7 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
         run_dir = out_dir / name
         row = {"point": name, **point, "status": "ok", "error": ""}
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             papermill.execute_notebook(
                 str(notebook), str(run_dir / notebook.name), cwd=str(notebook.parent),
                 parameters={**(params or {}), **point, "run_dir": str(run_dir.resolve())},
