@@ -367,11 +367,9 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32))
 def print_layer_table(rows: list[dict]) -> None:
     """Print layer_table's rows as an aligned table with the parameter total."""
     print(f"{'layer':8} {'type':10} {'output shape':>14} {'params':>8}")
-    seen = set()
     for r in rows:
         print(f"{r['layer']:8} {r['type']:10} {str(r['output_shape']):>14} {r['params']:>8,}")
-        seen.add(r["layer"])
-    total = sum(r["params"] for r in {r["layer"]: r for r in rows}.values())
+    total = sum(r["params"] for r in {r["layer"]: r for r in rows}.values())  # a reused layer once
     print(f"{'total':8} {'':10} {'':>14} {total:>8,}")
 
 
@@ -399,11 +397,10 @@ def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
     found = available_devices()
     if device == "auto":
         device = found[0]
-        why = {"cuda": f"a CUDA GPU is present ({torch.cuda.get_device_name(0)})"
-                       if device == "cuda" else "",
-               "mps": "an Apple GPU (MPS) is present", "cpu": "no GPU was found"}[device]
+        why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
+               "cpu": "no GPU was found"}
         if verbose:
-            print(f"device='auto' picked {device}: {why}")
+            print(f"device='auto' picked {device}: {why[device]}")
     elif device not in found:
         raise RuntimeError(f"device={device!r} was asked for, but this machine has no {device} "
                            f"device (available: {', '.join(found)}). Use device='auto' or 'cpu'.")
@@ -617,31 +614,38 @@ def lock_run_dir(run_dir: Path) -> Path:
             os.close(fd)
             return lock
         except FileExistsError:
-            try:
-                pid = int(lock.read_text() or 0)
-                os.kill(pid, 0)  # raises if that process is gone
-            except (ValueError, ProcessLookupError):
-                lock.unlink(missing_ok=True)  # left behind by a killed run: take it over
-                continue
-            except PermissionError:
-                pass
+            text = lock.read_text().strip()
+            pid = int(text) if text.isdigit() else 0
             if pid == os.getpid():  # this kernel was interrupted mid-run: the lock is ours
                 return lock
+            if not _process_alive(pid):
+                lock.unlink(missing_ok=True)  # left behind by a killed run: take it over
+                continue
             raise RunError(f"{show_path(run_dir)} is in use by another training run (process "
                            f"{pid}). Wait for it to finish or pass another run_dir.") from None
     raise RunError(f"could not lock {show_path(run_dir)}")
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
-        if path.suffix == ".pt":
-            torch.save(obj, tmp)
-        else:
-            tmp.write_text(obj)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """A checkpoint (torch.save) or a text file, written atomically."""
+    if path.suffix == ".pt":
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        _write_atomic(path, buffer.getvalue())
+    else:
+        _write_atomic(path, obj.encode())
 
 
 def _rng_states(generator: torch.Generator) -> dict:

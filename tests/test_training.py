@@ -175,3 +175,8 @@ def test_a_model_on_another_device_than_the_data_is_explained(mnist_2000, tmp_pa
             "test": mnist_2000["test"]}
     with pytest.raises(ValueError, match="model is on cpu but the data is on meta.*model.to"):
         lh.fit(lh.LeNet5(), data, tmp_path, epochs=1, progress=False)
+
+
+def test_an_empty_or_dead_lock_is_taken_over(tmp_path):
+    (tmp_path / ".lock").write_text("")  # killed between creating and writing the lock
+    assert lh.lock_run_dir(tmp_path).read_text() == str(__import__("os").getpid())
