@@ -520,7 +520,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             print(f"{show_path(run_dir)} already holds this finished run ({first} epochs); "
                   "loaded it. Use a new run_dir to train again.")
             return history
-        bar = tqdm(total=(config["epochs"] - first) * steps, disable=not progress, unit="batch")
+        bar = tqdm(total=(config["epochs"] - first) * steps, disable=not progress, unit="batch",
+                   mininterval=1.0)  # one refresh a second: light on the notebook's message channel
         for epoch in range(first + 1, config["epochs"] + 1):
             bar.set_description(f"epoch {epoch}/{config['epochs']}")
             start = time.perf_counter()
