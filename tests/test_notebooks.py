@@ -108,3 +108,38 @@ def test_a_sweep_records_a_failed_point_and_finishes_the_others(tmp_path):
     assert [r["status"] for r in table] == ["ok", "failed"]
     assert float(table[0]["test_accuracy"]) == rows[0]["test_accuracy"] and table[1]["test_accuracy"] == ""
     assert (tmp_path / "sweep.png").exists()
+
+
+def run_every_cell_twice(name: str, out, **parameters) -> nbformat.NotebookNode:
+    """Execute the notebook with each code cell run twice in a row, as a learner might."""
+    nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            again = nbformat.from_dict(dict(cell))
+            again["id"] = cell["id"] + "-again"
+            cells.append(again)
+    nb.cells = cells
+    doubled = out.with_name("doubled-" + name)
+    nbformat.write(nb, str(doubled))
+    papermill.execute_notebook(str(doubled), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
+                               progress_bar=False, kernel_name="python3")
+    return nbformat.read(str(out), as_version=4)
+
+
+@pytest.mark.parametrize("name, parameters", [
+    ("01-loading-data.ipynb", {"quick": True}),
+    ("02-building-lenet5.ipynb", {}),
+    ("03-training.ipynb", {"epochs": 1, "train_subset": 2000}),
+])
+def test_every_cell_can_be_run_twice(name, parameters, tmp_path):
+    if "epochs" in parameters:
+        parameters = dict(parameters, run_dir=str(tmp_path / "run"))
+    nb = run_every_cell_twice(name, tmp_path / name, **parameters)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def test_notebook_04_cells_can_be_run_twice(short_run, tmp_path):
+    run_every_cell_twice("04-results.ipynb", tmp_path / "04.ipynb", run_dir=str(short_run))
+    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
