@@ -416,7 +416,8 @@ RECIPES = {
     "seed": {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
              "schedule": "constant", "label_smoothing": 0.0, "batch_size": 128, "epochs": 500},
     # A modern recipe for the same network: Nesterov momentum, weight decay, a one-cycle learning
-    # rate peaking at 0.2, label smoothing 0.1 (measured: 99.3 % -> 99.5 % with these two last).
+    # rate peaking at 0.2, label smoothing 0.1 (these two last: 99.33 % -> 99.42 % test, mean of
+    # three seeds, 12 epochs; see README "Results").
     "default": {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                 "schedule": "onecycle", "label_smoothing": 0.1, "batch_size": 128, "epochs": 12},
 }
@@ -502,9 +503,10 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     run_dir = Path(run_dir)
     x_train, y_train = data["train"]
     device = x_train.device
-    if next(model.parameters()).device.type != device.type:
-        raise ValueError(f"The model is on {next(model.parameters()).device.type} but the data is on "
-                         f"{device.type}; move the model first: model = model.to(device).")
+    model_device = next(model.parameters()).device
+    if model_device.type != device.type:
+        raise ValueError(f"The model is on {model_device.type} but the data is on {device.type}; "
+                         "move the model first: model = model.to(device).")
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
                         type(model).__name__)
     steps = -(-len(x_train) // config["batch_size"])
@@ -1080,8 +1082,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run_dir = run_series(args.out, params, args.html)
     except papermill.PapermillExecutionError as e:
+        where = "notebooks/" if getattr(args, "in_place", False) else "the run folder"
         print(f"\nThe series stopped: {e.ename}: {e.evalue}\nThe partly executed notebook is "
-              f"in the run folder; open it to see the failing cell.", file=sys.stderr)
+              f"in {where}; open it to see the failing cell.", file=sys.stderr)
         return 1
     metrics = json.loads((run_dir / "metrics.json").read_text())
     print(f"\nRun folder: {show_path(run_dir)}\nFinal test accuracy: "

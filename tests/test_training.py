@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -142,7 +143,7 @@ def test_a_second_live_run_on_the_same_folder_is_refused(tmp_path):
     finally:
         other.kill()
         other.wait()
-    assert lh.lock_run_dir(tmp_path).read_text() == str(__import__("os").getpid())  # stale: taken
+    assert lh.lock_run_dir(tmp_path).read_text() == str(os.getpid())  # stale: taken
 
 
 def test_two_new_run_folders_never_collide(tmp_path):
@@ -179,4 +180,4 @@ def test_a_model_on_another_device_than_the_data_is_explained(mnist_2000, tmp_pa
 
 def test_an_empty_or_dead_lock_is_taken_over(tmp_path):
     (tmp_path / ".lock").write_text("")  # killed between creating and writing the lock
-    assert lh.lock_run_dir(tmp_path).read_text() == str(__import__("os").getpid())
+    assert lh.lock_run_dir(tmp_path).read_text() == str(os.getpid())
