@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import random
@@ -416,9 +417,10 @@ RECIPES = {
     "seed": {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
              "schedule": "constant", "label_smoothing": 0.0, "batch_size": 128, "epochs": 500},
     # A modern recipe for the same network: Nesterov momentum, weight decay, a one-cycle learning
-    # rate peaking at 0.2, label smoothing 0.1 (these two last: 99.33 % -> 99.42 % test, mean of
-    # three seeds, 12 epochs; see README "Results").
-    "default": {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+    # rate peaking at 0.15, label smoothing 0.1. Measured (README "Results"): 99.35 % test, mean of
+    # ten seeds, 12 epochs. A peak of 0.2 scores the same but sometimes kills the network with
+    # augment=True; 0.1 without smoothing (the first prototype) gives 99.3 %.
+    "default": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                 "schedule": "onecycle", "label_smoothing": 0.1, "batch_size": 128, "epochs": 12},
 }
 
@@ -454,16 +456,23 @@ def make_optimizer(model: nn.Module, cfg: dict, steps_per_epoch: int) -> tuple[A
     return opt, sched
 
 
-def random_shift(x: torch.Tensor, max_shift: int = 2,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image by its own random offset of up to `max_shift` pixels (on x's device)."""
+def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 15.0,
+                   max_scale: float = 0.15, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift, then turn and scale each image by its own small random amount (on x's device).
+
+    A shift of up to `max_shift` pixels each way, then a turn of up to `max_rotate` degrees and a
+    scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
+    distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
+    """
     n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, value=BACKGROUND)[:, 0]
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1), device=x.device, generator=generator)
-    rows = dy + torch.arange(h, device=x.device)
-    cols = dx + torch.arange(w, device=x.device)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+    u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
+    angle = torch.deg2rad(u[:, 0] * max_rotate)
+    scale = 1 + u[:, 1] * max_scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    dx, dy = u[:, 2] * max_shift * 2 / w, u[:, 3] * max_shift * 2 / h  # the image spans -1..1
+    theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - BACKGROUND, grid, align_corners=False) + BACKGROUND  # 0 = background
 
 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
@@ -477,7 +486,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         idx = order[start:start + batch_size]
         x, y = images[idx], labels[idx]
         if augment:
-            x = random_shift(x, generator=generator)
+            x = random_distort(x, generator=generator)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -486,6 +495,20 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         scheduler.step()
         if bar is not None:
             bar.update(1)
+
+
+def check_diverged(history: list[dict], lr: float) -> None:
+    """Stop a run whose network broke in its last epoch: a loss that is not a number, or a train
+    accuracy fallen below half its best after passing 50 % (a too large step can kill every ReLU,
+    and the network then predicts one class for ever)."""
+    last = history[-1]
+    best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
+    if math.isfinite(last["train_loss"]) and not (best >= 0.5 and last["train_accuracy"] < best / 2):
+        return
+    raise RunError(f"Training diverged in epoch {last['epoch']}: train accuracy {best:.1%} before, "
+                   f"{last['train_accuracy']:.1%} now, train loss {last['train_loss']:.3g}. The "
+                   f"learning rate is too high for this run (lr={lr:g}); try lr={lr / 2:g} in a "
+                   "new run_dir.")
 
 
 def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "default",
@@ -539,6 +562,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
                             "test_loss": test_loss, "test_accuracy": test_acc,
                             "seconds": seconds, "lr": lr_now})
             save_run(run_dir, config, model, optimizer, scheduler, generator, history)
+            check_diverged(history, config["lr"])
             bar.write(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
                       f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s")
         bar.close()

@@ -54,6 +54,8 @@ def test_notebook_is_stored_executed_and_clean(path):
     assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell: parameters"
     names = set(re.findall(r"^(\w+) *=", "".join(code[0]["source"]), re.M))
     assert names <= PARAMETERS, f"unknown parameter names {names - PARAMETERS}"
+    # papermill must see every one (it silently skips a line it cannot parse, e.g. "=" in a comment)
+    assert set(lh.notebook_parameters(path)) == names
     assert all(c.get("outputs") is not None for c in code) and any(c["outputs"] for c in code)
     counts = [c["execution_count"] for c in code]
     assert None not in counts and counts == sorted(counts), "run top to bottom before storing"

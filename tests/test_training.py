@@ -95,7 +95,7 @@ def test_resume_gives_the_same_history_as_a_run_never_stopped(mnist_2000, tmp_pa
 def test_a_folder_holding_another_run_is_refused_not_overwritten(mnist_2000, tmp_path):
     train(mnist_2000, tmp_path, epochs=1)
     before = (tmp_path / "checkpoint.pt").read_bytes()
-    with pytest.raises(lh.RunError, match="another run.*lr: 0.2 there, 0.05 here"):
+    with pytest.raises(lh.RunError, match="another run.*lr: 0.15 there, 0.05 here"):
         lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, lr=0.05, progress=False)
     with pytest.raises(lh.RunError, match="Refusing to overwrite it: pass resume=True"):
         lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=2, progress=False)
@@ -109,6 +109,29 @@ def test_rerunning_a_finished_run_loads_it_instead_of_training(mnist_2000, tmp_p
     assert again == history and "already holds this finished run" in capsys.readouterr().out
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
                                                  model.state_dict().values(), strict=True))
+
+
+def test_a_run_that_diverges_stops_with_advice(mnist_2000, tmp_path):
+    with pytest.raises(lh.RunError, match=r"diverged in epoch 1.*lr=1e\+06.*try lr=500000"):
+        train(mnist_2000, tmp_path, epochs=2, lr=1e6)
+    assert len(lh.read_history(tmp_path)) == 1  # the broken epoch is on record, no more
+    assert not (tmp_path / ".lock").exists()
+
+
+@pytest.mark.parametrize(("accuracies", "loss", "stops"), [
+    ([0.10, 0.15, 0.22], 2.2, False),  # the reference recipe: slow, but rising
+    ([0.95, 0.98, 0.97], 0.1, False),  # a small dip is noise
+    ([0.95, 0.98, 0.11], 2.3, True),   # collapsed to one class
+    ([0.10], float("nan"), True),      # the loss blew up
+])
+def test_check_diverged(accuracies, loss, stops):
+    history = [{"epoch": i + 1, "train_accuracy": a, "train_loss": 0.5} for i, a in enumerate(accuracies)]
+    history[-1]["train_loss"] = loss
+    if stops:
+        with pytest.raises(lh.RunError, match="Training diverged"):
+            lh.check_diverged(history, 0.15)
+    else:
+        lh.check_diverged(history, 0.15)
 
 
 def test_resume_without_a_checkpoint_is_refused(mnist_2000, tmp_path):
@@ -151,16 +174,55 @@ def test_two_new_run_folders_never_collide(tmp_path):
     assert len(folders) == 5 and all(f.is_dir() for f in folders)
 
 
-def test_random_shift_moves_whole_digits_by_at_most_two_pixels():
-    x = torch.full((64, 1, 32, 32), lh.BACKGROUND)
-    x[:, :, 14:18, 14:18] = 1.0  # a small square in the middle
-    shifted = lh.random_shift(x, generator=torch.Generator().manual_seed(0))
-    assert shifted.shape == x.shape
-    assert torch.equal((shifted == 1.0).sum(dim=(1, 2, 3)), torch.full((64,), 16))
-    rows = (shifted[:, 0] == 1.0).any(dim=2).float().argmax(dim=1) - 14
-    cols = (shifted[:, 0] == 1.0).any(dim=1).float().argmax(dim=1) - 14
-    assert rows.abs().max() <= 2 and cols.abs().max() <= 2
-    assert len({(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)}) > 10
+def square_images(n=64):
+    x = torch.full((n, 1, 32, 32), lh.BACKGROUND)
+    x[:, :, 14:18, 14:18] = 1.0  # a small bright square in the middle
+    return x
+
+
+def centre_of_mass(x):
+    weight = (x - lh.BACKGROUND)[:, 0]
+    grid = torch.arange(32.0)
+    total = weight.sum(dim=(1, 2))
+    return (weight.sum(2) * grid).sum(1) / total, (weight.sum(1) * grid).sum(1) / total
+
+
+def test_random_distort_moves_each_digit_a_little_and_its_own_way():
+    x = square_images()
+    out = lh.random_distort(x, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    rows, cols = centre_of_mass(out)  # shift <= 2 px per axis, then turned and scaled up to 1.15x:
+    assert (rows - 15.5).abs().max() <= 2.9 and (cols - 15.5).abs().max() <= 2.9  # 2.3 (cos+sin)15°
+    assert len({(round(r, 2), round(c, 2)) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)}) == 64
+    assert out.min() >= lh.BACKGROUND - 1e-5 and out.max() <= 1.0 + 1e-5
+    again = lh.random_distort(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the generator alone decides: runs are reproducible
+
+
+def test_random_distort_turns_and_scales_within_its_limits():
+    x = square_images()
+    shifted = lh.random_distort(x, max_rotate=0, max_scale=0, generator=torch.Generator().manual_seed(3))
+    rows, cols = centre_of_mass(shifted)
+    assert (rows - 15.5).abs().max() <= 2.001 and (cols - 15.5).abs().max() <= 2.001
+    assert (rows - 15.5).abs().max() > 1.5  # the whole range is used
+    turned = lh.random_distort(x, max_shift=0, max_rotate=15, max_scale=0,
+                               generator=torch.Generator().manual_seed(1))
+    rows, cols = centre_of_mass(turned)  # a turn about the centre leaves the centre in place
+    assert torch.allclose(rows, torch.full_like(rows, 15.5), atol=0.05)
+    assert not torch.allclose(turned, x, atol=0.1)
+    scaled = lh.random_distort(x, max_shift=0, max_rotate=0, max_scale=0.15,
+                               generator=torch.Generator().manual_seed(2))
+    ink = (scaled - lh.BACKGROUND).sum(dim=(1, 2, 3)) / (x - lh.BACKGROUND).sum(dim=(1, 2, 3))
+    assert ink.min() >= 0.85 ** 2 - 0.01 and ink.max() <= 1.15 ** 2 + 0.01  # area scales as size^2
+    assert ink.max() - ink.min() > 0.2
+
+
+def test_random_distort_with_no_range_changes_nothing_and_keeps_the_background():
+    x = square_images(8)
+    same = lh.random_distort(x, max_shift=0, max_rotate=0, max_scale=0)
+    assert torch.allclose(same, x, atol=1e-5)
+    blank = torch.full((8, 1, 32, 32), lh.BACKGROUND)
+    assert torch.allclose(lh.random_distort(blank), blank, atol=1e-6)
 
 
 def test_recipes_and_overrides():
