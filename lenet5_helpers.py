@@ -503,12 +503,14 @@ def check_diverged(history: list[dict], lr: float) -> None:
     and the network then predicts one class for ever)."""
     last = history[-1]
     best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
-    if math.isfinite(last["train_loss"]) and not (best >= 0.5 and last["train_accuracy"] < best / 2):
+    if not math.isfinite(last["train_loss"]):
+        what = f"the train loss is {last['train_loss']}"
+    elif best >= 0.5 and last["train_accuracy"] < best / 2:
+        what = f"train accuracy fell from {best:.1%} to {last['train_accuracy']:.1%}"
+    else:
         return
-    raise RunError(f"Training diverged in epoch {last['epoch']}: train accuracy {best:.1%} before, "
-                   f"{last['train_accuracy']:.1%} now, train loss {last['train_loss']:.3g}. The "
-                   f"learning rate is too high for this run (lr={lr:g}); try lr={lr / 2:g} in a "
-                   "new run_dir.")
+    raise RunError(f"Training diverged in epoch {last['epoch']}: {what}. The learning rate is too "
+                   f"high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
 
 
 def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "default",
@@ -562,9 +564,9 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
                             "test_loss": test_loss, "test_accuracy": test_acc,
                             "seconds": seconds, "lr": lr_now})
             save_run(run_dir, config, model, optimizer, scheduler, generator, history)
-            check_diverged(history, config["lr"])
             bar.write(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
                       f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s")
+            check_diverged(history, config["lr"])
         bar.close()
         return history
     finally:
