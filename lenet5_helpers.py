@@ -868,7 +868,7 @@ def plot_history(history: list[dict]) -> Any:
 # --------------------------------------------------------------------------------------------
 
 CANVAS_SIZE = 280  # the drawing canvas, in pixels: ten times MNIST's 28
-PEN_WIDTH = 18     # the pen, in canvas pixels
+PEN_WIDTH = 28     # the pen, in canvas pixels: a digit drawn ~200 pixels tall gets MNIST's stroke width
 
 
 def strokes_to_image(strokes: list[list[tuple[float, float]]], size: int = CANVAS_SIZE,
