@@ -208,29 +208,22 @@ def test_each_notebook_page_shows_its_outputs_navigation_and_folded_solutions(br
 # --------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A short training run (5,000 images, 2 epochs) for notebook 06 to find as the newest run."""
-    runs = tmp_path_factory.mktemp("runs")
-    lh.seed_everything(0)
-    data = lh.mnist_tensors(train_subset=5000)
-    lh.fit(lh.LeNet5(), data, runs / "20260101-000000", epochs=2, seed=0, progress=False)
-    return runs
-
-
-@pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory, trained_run):
+def jupyterlab(tmp_path_factory):
     """JupyterLab on a free local port with a token, over a copy of the notebooks and the helper."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "lenet5_helpers.py", root / "notebooks" / "lenet5_helpers.py")
-    # no news or update checks (nothing can be fetched); a settings folder of its own
-    settings = root / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # A settings folder of its own: no news or update checks (nothing can be fetched), and every
+    # cell kept on the page (JupyterLab otherwise renders only the cells in view).
+    settings = root / "settings" / "@jupyterlab"
+    for extension, name, values in [
+            ("apputils-extension", "notification", {"fetchNews": "false", "checkForUpdates": False}),
+            ("notebook-extension", "tracker", {"windowingMode": "none", "autoStartDefaultKernel": True})]:
+        (settings / extension).mkdir(parents=True, exist_ok=True)
+        (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
     port, token = free_port(), "lenet5-browser-test"
-    env = dict(os.environ, LENET5_RUNS_DIR=str(trained_run), LENET5_DATA_DIR=str(lh.resolve_data_dir()),
+    env = dict(os.environ, LENET5_RUNS_DIR=str(root / "runs"), LENET5_DATA_DIR=str(lh.resolve_data_dir()),
                JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
                JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTER_CONFIG_DIR=str(root / "config"))
@@ -238,7 +231,7 @@ def jupyterlab(tmp_path_factory, trained_run):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.port_retries=0"],
+         "--ServerApp.port_retries=0", *(["--allow-root"] if os.geteuid() == 0 else [])],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -252,7 +245,7 @@ def jupyterlab(tmp_path_factory, trained_run):
                     log_text = (root / "jupyterlab.log").read_text()
                     raise RuntimeError("JupyterLab did not start:\n" + log_text) from None
                 time.sleep(0.5)
-        yield {"base": base, "token": token, "root": root}
+        yield {"base": base, "token": token, "root": root, "runs": root / "runs"}
     finally:
         server.terminate()
         try:
@@ -262,16 +255,25 @@ def jupyterlab(tmp_path_factory, trained_run):
         log.close()
 
 
+def menu(page, top: str, item: str) -> None:
+    """Choose a command from JupyterLab's menu bar, as a learner would."""
+    page.get_by_role("menuitem", name=top, exact=True).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
 def open_and_run_all(browser, lab: dict, name: str, timeout_s: float = 180):
-    """Open notebooks/<name> in JupyterLab, choose Run > Run All Cells, wait until every cell ran."""
+    """Open notebooks/<name> in JupyterLab, clear the stored outputs, choose Run > Run All Cells,
+    and wait until every code cell has run (each gets a new execution count)."""
     watched = Watched(browser, lab["base"], viewport=(1400, 1000))
     page = watched.page
     page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?token={lab['token']}")
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=90_000)
     code_cells = page.locator(".jp-Notebook .jp-CodeCell")
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-OutputArea-output')")
+    assert all(p.strip() == "[ ]:" for p in code_cells.locator(".jp-InputPrompt").all_inner_texts())
+    menu(page, "Run", "Run All Cells")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         prompts = code_cells.locator(".jp-InputPrompt").all_inner_texts()
@@ -281,6 +283,16 @@ def open_and_run_all(browser, lab: dict, name: str, timeout_s: float = 180):
     else:
         raise AssertionError(f"{name}: not every cell ran within {timeout_s} s: {prompts}")
     return watched, code_cells
+
+
+@pytest.fixture(scope="module")
+def trained_run(jupyterlab) -> Path:
+    """A short training run (5,000 images, 2 epochs) where notebook 06 finds it as the newest run."""
+    lh.seed_everything(0)
+    data = lh.mnist_tensors(train_subset=5000)
+    run_dir = jupyterlab["runs"] / "20260101-000000"
+    lh.fit(lh.LeNet5(), data, run_dir, epochs=2, seed=0, progress=False)
+    return run_dir
 
 
 def errors_shown(page) -> list[str]:
@@ -335,8 +347,7 @@ def test_draw_a_digit_in_jupyterlab_shows_the_networks_reading(browser, jupyterl
     scale = size / box["width"]
     stroke = [((x - box["x"]) * scale, (y - box["y"]) * scale) for y in (y0, y1)]
     model = lh.LeNet5()
-    (run_dir,) = [p for p in trained_run.iterdir() if p.is_dir()]
-    model.load_state_dict(lh.load_checkpoint(run_dir / "checkpoint.pt")["model"])
+    model.load_state_dict(lh.load_checkpoint(trained_run / "checkpoint.pt")["model"])
     expected = lh.digit_probabilities(model, [stroke])
     assert int(shown.group(1)) == expected.argmax().item(), (text, expected)
     assert abs(int(shown.group(2)) - 100 * expected.max().item()) <= 3, (text, expected)
