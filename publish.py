@@ -10,6 +10,7 @@ their outputs, and execute nothing.
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import sys
@@ -34,7 +35,8 @@ def notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 
 def without_test_machinery(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook as a learner reads it: no nbval markers (comments or tags), no run records.
+    """The notebook (changed in place) as a learner reads it: no nbval markers (comments or tags),
+    no run records.
 
     Works on both forms of nbval's marker: a `# NBVAL_IGNORE_OUTPUT` comment line or a cell tag.
     """
@@ -103,12 +105,12 @@ def exercises_and_solutions(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 def handout_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A learner's copy: no outputs, no execution counts, no folded solutions, no test markers."""
-    nb = without_test_machinery(nb)
+    nb = without_test_machinery(copy.deepcopy(nb))
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        elif cell.cell_type == "markdown":
+        elif cell.cell_type == "markdown" and "<details>" in cell.source:
             cell.source = DETAILS.sub("", cell.source).rstrip() + "\n"
     return nb
 
