@@ -271,7 +271,8 @@ def open_and_run_all(browser, lab: dict, name: str, timeout_s: float = 180):
     page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=90_000)
     code_cells = page.locator(".jp-Notebook .jp-CodeCell")
     menu(page, "Edit", "Clear Outputs of All Cells")
-    page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-OutputArea-output')")
+    page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-OutputArea-output')",
+                           timeout=60_000)
     assert all(p.strip() == "[ ]:" for p in code_cells.locator(".jp-InputPrompt").all_inner_texts())
     menu(page, "Run", "Run All Cells")
     deadline = time.monotonic() + timeout_s
@@ -319,6 +320,12 @@ def test_notebook_02_runs_all_cells_from_the_jupyterlab_ui(browser, jupyterlab):
     watched.close()
 
 
+def wait_for_widget_text(page, text: str, timeout_s: float = 90) -> None:
+    """Wait until an HTML widget shows `text` (the kernel answers mouse events one by one)."""
+    page.wait_for_function("text => Array.from(document.querySelectorAll('.widget-html-content'))"
+                           ".some(e => e.innerText.includes(text))", arg=text, timeout=timeout_s * 1000)
+
+
 def settled_text(locator, quiet_s: float = 1.5, timeout_s: float = 30) -> str:
     """The element's text once it has stopped changing for quiet_s seconds."""
     text, since, deadline = locator.inner_text(), time.monotonic(), time.monotonic() + timeout_s
@@ -353,8 +360,7 @@ def test_draw_a_digit_in_jupyterlab_shows_the_networks_reading(browser, jupyterl
         page.mouse.move(*point)
         time.sleep(0.03)
     page.mouse.up()
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
-                           ".some(e => e.innerText.includes('reads'))", timeout=30_000)
+    wait_for_widget_text(page, "reads")
     text = settled_text(verdict.first)  # after the kernel has handled the last mouse event
     page.screenshot(path=str(SCREENSHOTS / "jupyterlab-06-draw-a-digit.png"))
     shown = re.search(r"reads (\d) \((\d+)% sure\)", text)
@@ -368,7 +374,6 @@ def test_draw_a_digit_in_jupyterlab_shows_the_networks_reading(browser, jupyterl
     assert int(shown.group(1)) == expected.argmax().item(), (text, expected)
     assert abs(int(shown.group(2)) - 100 * expected.max().item()) <= 3, (text, expected)
     page.get_by_role("button", name="Clear").click()
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
-                           ".some(e => e.innerText.includes('Draw a digit'))", timeout=10_000)
+    wait_for_widget_text(page, "Draw a digit")
     assert watched.problems == []
     watched.close()
