@@ -39,3 +39,5 @@ html_copy_source = True            # the download button serves _sources/ from t
 html_last_updated_fmt = None
 html_favicon = "favicon.png"      # a 5 drawn by lenet5_helpers.center_digit (a browser asks for one)
 html_context = {"default_mode": "light"}
+html_static_path = ["static"]
+html_css_files = ["series.css"]
