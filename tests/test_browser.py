@@ -266,23 +266,28 @@ def open_and_run_all(browser, lab: dict, name: str, timeout_s: float = 180):
     and wait until every code cell has run (each gets a new execution count)."""
     watched = Watched(browser, lab["base"], viewport=(1400, 1000))
     page = watched.page
-    page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?token={lab['token']}")
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=90_000)
-    code_cells = page.locator(".jp-Notebook .jp-CodeCell")
-    menu(page, "Edit", "Clear Outputs of All Cells")
-    page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-OutputArea-output')",
-                           timeout=60_000)
-    assert all(p.strip() == "[ ]:" for p in code_cells.locator(".jp-InputPrompt").all_inner_texts())
-    menu(page, "Run", "Run All Cells")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        prompts = code_cells.locator(".jp-InputPrompt").all_inner_texts()
-        if prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts):
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError(f"{name}: not every cell ran within {timeout_s} s: {prompts}")
+    # a workspace of its own, reset: only this notebook is open, and it is the active one
+    page.goto(f"{lab['base']}/lab/workspaces/{name[:2]}/tree/notebooks/{name}?reset&token={lab['token']}")
+    try:
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=90_000)
+        code_cells = page.locator(".jp-Notebook .jp-CodeCell")
+        menu(page, "Edit", "Clear Outputs of All Cells")
+        page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-OutputArea-output')",
+                               timeout=60_000)
+        assert all(p.strip() == "[ ]:" for p in code_cells.locator(".jp-InputPrompt").all_inner_texts())
+        menu(page, "Run", "Run All Cells")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            prompts = code_cells.locator(".jp-InputPrompt").all_inner_texts()
+            if prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts):
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"{name}: not every cell ran within {timeout_s} s: {prompts}")
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / f"jupyterlab-{name[:2]}-failed.png"))  # what went wrong
+        raise
     return watched, code_cells
 
 
