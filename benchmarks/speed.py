@@ -51,7 +51,7 @@ def our_epoch(data: dict, device: torch.device, amp: bool = False) -> float:
     """One epoch of lh.train_epoch with the same model, batch size and plain SGD step."""
     torch.manual_seed(0)
     model = lh.LeNet5().to(device)
-    cfg = lh.resolve_recipe("seed", epochs=1)
+    cfg = lh.resolve_recipe("reference", epochs=1)
     optimizer, scheduler = lh.make_optimizer(model, cfg, -(-len(data["train"][0]) // 128))
     generator = torch.Generator(device).manual_seed(0)
     sync(device)
