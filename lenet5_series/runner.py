@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ from lenet5_series.paths import NOTEBOOKS_DIR, runs_dir, show_path
 from lenet5_series.runs import latest_run, new_run_dir
 
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
+SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
 TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
 
 
@@ -46,6 +48,9 @@ def kernel_manager(env: dict[str, str]) -> type:
     class KernelWithEnv(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            # Local sockets (ipc) in a private folder, not TCP: nothing listens on the network, and
+            # the kernel has no reason to print its "running over TCP without encryption" warning.
+            self.transport, self.ip = "ipc", str(Path(SOCKETS.name) / f"kernel-{id(self)}")
             return await super().start_kernel(**kw)
 
     return KernelWithEnv
