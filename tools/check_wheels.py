@@ -58,7 +58,7 @@ IndexFile = dict  # {"filename": str, "requires_python": str | None}
 def supported_pythons(requires_python: str) -> list[str]:
     """The minor versions ("3.11", ...) that a requires-python such as ">=3.11,<3.15" admits."""
     spec = SpecifierSet(requires_python)
-    pythons = [f"3.{m}" for m in range(0, 40) if spec.contains(f"3.{m}")]
+    pythons = [f"3.{m}" for m in range(40) if spec.contains(f"3.{m}")]
     if not pythons or pythons[-1] == "3.39":
         raise ValueError(f"requires-python {requires_python!r} needs a lower and an upper bound "
                          "(e.g. '>=3.11,<3.15') to say which Pythons to check")
@@ -210,8 +210,8 @@ class _Links(HTMLParser):
 
 def index_files(name: str, index_url: str = INDEX_URL, timeout: float = 60) -> list[IndexFile]:
     """Every file the index lists for a project (name and requires-python); [] for a project it
-    does not know. Asks for the JSON
-    form of the simple API (PEP 691) and reads the HTML one (PEP 503) if that is what comes."""
+    does not know. Asks for the JSON form of the simple API (PEP 691) and reads the HTML one
+    (PEP 503) if that is what comes, as from a mirror or an index on disk (file://)."""
     url = index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
     if url.startswith("file:"):  # a simple index on disk: a folder per project
         url += "index.html"
@@ -238,7 +238,8 @@ def index_files(name: str, index_url: str = INDEX_URL, timeout: float = 60) -> l
 
 
 def oldest_systems(table: dict) -> dict[str, tuple[tuple[int, int], str]]:
-    """Per platform, the newest OS version some pin's best wheel needs, and which pin."""
+    """Per platform, the oldest OS version every pin installs on (the highest any pin's best wheel
+    needs) and the pin that sets it; platforms where nothing needs a version are left out."""
     oldest: dict[str, tuple[tuple[int, int], str]] = {}
     for label, row in table.items():
         for cells in row.values():
