@@ -16,7 +16,7 @@ need. Exit status: 0 all fit, 1 some pin lacks a wheel (each gap is named), 2 th
 reached. It reads the public index (https://pypi.org/simple/, or --index-url), not pip's
 configuration: a local mirror or constraint file (as on the development machine) says nothing about
 what a learner's `pip install` will find. Only the pins themselves are checked, not what they pull in.
-`packaging` (pip's own version and tag rules) comes with pytest, which is pinned.
+`packaging` (pip's own rules for versions and tags) is pinned in pyproject.toml.
 """
 
 from __future__ import annotations

@@ -1,0 +1,12 @@
+"""The series' machinery, which no notebook teaches: getting MNIST safely, run folders, running notebooks.
+
+Layers, each importing only the ones below it:
+
+    runner.py          papermill series, sweeps, command line (python -m lenet5_series prepare|run|sweep)
+       |
+    lenet5_helpers.py  what the notebooks teach (the module a learner opens)
+       |
+    mnist.py, runs.py, params.py   getting MNIST; run folders and checkpoints; parameter values
+       |
+    paths.py           where things go; atomic writes
+"""

@@ -1,0 +1,224 @@
+"""Running the series: every notebook in order with papermill, parameter sweeps, the command line.
+
+    python -m lenet5_series prepare            make the MNIST files exist, verified   (make data)
+    python -m lenet5_series run [-p NAME VALUE] [--quick] [--html]                   (make run)
+    python -m lenet5_series run --in-place     re-execute the stored notebooks       (make notebooks)
+    python -m lenet5_series sweep -g NAME V1,V2 [-p NAME VALUE]                     (make sweep)
+
+Kernels started here get TQDM_DISABLE=1: progress bars are for people watching a live notebook;
+a stored or papermill-run notebook keeps the epoch lines instead of a frozen bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from jupyter_client.manager import AsyncKernelManager
+
+from lenet5_series.mnist import prepare_mnist
+from lenet5_series.params import parse_value
+from lenet5_series.paths import NOTEBOOKS_DIR, runs_dir, show_path
+from lenet5_series.runs import latest_run, new_run_dir
+
+KERNEL_ENV = {"TQDM_DISABLE": "1"}
+SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
+TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
+
+
+def series_notebooks() -> list[Path]:
+    """The numbered notebooks, in order."""
+    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+
+
+def kernel_manager(env: dict[str, str]) -> type:
+    """A kernel manager class whose kernels start with `env` added to this process's environment."""
+
+    class KernelWithEnv(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            # Local sockets (ipc) in a private folder, not TCP: nothing listens on the network, and
+            # the kernel has no reason to print its "running over TCP without encryption" warning.
+            self.transport, self.ip = "ipc", str(Path(SOCKETS.name) / f"kernel-{id(self)}")
+            return await super().start_kernel(**kw)
+
+    return KernelWithEnv
+
+
+def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None) -> None:
+    """Run one notebook top to bottom with papermill (its folder as the working directory)."""
+    papermill.execute_notebook(
+        str(notebook), str(out), parameters=parameters, cwd=str(notebook.parent),
+        progress_bar=False, kernel_name="python3",
+        kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}))
+
+
+def notebook_parameters(notebook: Path) -> set[str]:
+    """The names a notebook declares in its cell tagged `parameters`."""
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def clean_stored(notebook: Path) -> None:
+    """Keep only what a reader needs in a stored notebook: no execution timestamps, no widget
+    state, papermill's record of paths relative to the project; a stable diff after re-execution."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata.pop("widgets", None)
+    record = nb.metadata.get("papermill", {})
+    for key in ("start_time", "end_time", "duration", "exception"):
+        record.pop(key, None)
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = show_path(record[key])
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, str(notebook))
+
+
+def run_series(run_dir: Path | None = None, params: dict | None = None, html: bool = False,
+               in_place: bool = False) -> Path | None:
+    """Execute the notebooks in order into one run folder; return the folder.
+
+    Each notebook gets the parameters it declares (run_dir always). A failing notebook stops the
+    series with papermill's error; its partly executed copy stays in the run folder.
+    in_place=True re-executes the stored notebooks into themselves, with their own defaults.
+    """
+    if not in_place:
+        run_dir = Path(run_dir) if run_dir else new_run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        params = dict(params or {}, run_dir=str(run_dir.resolve()))
+    for nb in series_notebooks():
+        out = nb if in_place else run_dir / nb.name
+        mine = {} if in_place else {k: v for k, v in params.items() if k in notebook_parameters(nb)}
+        shown = " ".join(f"{k}={v}" for k, v in mine.items() if k != "run_dir")
+        start = time.perf_counter()
+        try:
+            execute(nb, out, mine)
+        finally:
+            print(f"{nb.name:28} {time.perf_counter() - start:6.1f} s  {shown}", flush=True)
+        if in_place:
+            clean_stored(out)
+        if html and not in_place:
+            from nbconvert import HTMLExporter
+
+            body, _ = HTMLExporter().from_filename(str(out))
+            out.with_suffix(".html").write_text(body, encoding="utf-8")
+    return run_dir
+
+
+def plot_sweep(rows: list[dict], path: Path) -> None:
+    """A bar per successful point: its test accuracy (drawn on a Figure of its own)."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    fig = Figure(figsize=(6, 0.4 * len(rows) + 1))
+    ax = fig.subplots()
+    ax.barh([r["point"] for r in ok], [100 * r["test_accuracy"] for r in ok])
+    ax.set(xlabel="test accuracy (%)",
+           xlim=(min([90.0] + [100 * r["test_accuracy"] for r in ok]), 100))
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+
+
+def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | None = None,
+          jobs: int = 2) -> list[dict]:
+    """Run the training notebook once per point of `grid`, `jobs` at a time, one folder each.
+
+    Writes results.csv and sweep.png in out_dir; a failed point is recorded and the others go on.
+    """
+    out_dir = Path(out_dir) if out_dir else new_run_dir(runs_dir() / "sweeps")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+    def one(i: int, point: dict) -> dict:
+        name = f"{i:02d}-" + "-".join(f"{k}={v}" for k, v in point.items())
+        run_dir = out_dir / name
+        row = {"point": name, **point, "status": "ok", "error": ""}
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            execute(TRAINING_NOTEBOOK, run_dir / TRAINING_NOTEBOOK.name,
+                    {**(params or {}), **point, "run_dir": str(run_dir.resolve())})
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            row.update({k: metrics[k] for k in ("test_accuracy", "train_accuracy", "epochs",
+                                                "seconds_per_epoch")})
+        except Exception as e:  # record the failure; the other points go on
+            row.update(status="failed", error=str(e).strip().splitlines()[-1][:300])
+        print(f"{name}: {row['status']} {row.get('test_accuracy', row['error'])}", flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(one, range(len(points)), points))
+    columns = ["point", *grid, "status", "test_accuracy", "train_accuracy", "epochs",
+               "seconds_per_epoch", "error"]
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_sweep(rows, out_dir / "sweep.png")
+    print(f"results: {show_path(out_dir / 'results.csv')}, {show_path(out_dir / 'sweep.png')}")
+    return rows
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: prepare | run | sweep."""
+    top = argparse.ArgumentParser(prog="python -m lenet5_series", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help="make the MNIST files exist, verified")
+    run = sub.add_parser("run", help="run the notebooks in order into a run folder")
+    swp = sub.add_parser("sweep", help="run notebook 03 once per point of a grid")
+    for cmd in (run, swp):
+        cmd.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                         metavar=("NAME", "VALUE"), help="a notebook parameter, as papermill's -p")
+        cmd.add_argument("--quick", action="store_true", help="quick mode: a training subset, few epochs")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, help="the run folder (default: runs/<time>)")
+    where.add_argument("--in-place", action="store_true",
+                       help="re-execute the stored notebooks in notebooks/ into themselves")
+    run.add_argument("--html", action="store_true", help="also export each executed notebook to HTML")
+    swp.add_argument("--out", type=Path, default=None, help="the sweep folder")
+    swp.add_argument("-g", "--grid", nargs=2, action="append", default=[],
+                     metavar=("NAME", "V1,V2"), help="values to sweep")
+    swp.add_argument("--jobs", type=int, default=2, help="points at once")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lenet5_series prepare | run | sweep` (the Makefile's data, run, notebooks, sweep)."""
+    args = parser().parse_args(argv)
+    if args.command == "prepare":
+        prepare_mnist()
+        return 0
+    params = {k: parse_value(v) for k, v in args.parameter}
+    if args.quick:
+        params["quick"] = True
+    try:
+        if args.command == "sweep":
+            grid = {k: [parse_value(v) for v in values.split(",")] for k, values in args.grid}
+            rows = sweep(grid, params, args.out, args.jobs)
+            return 0 if all(r["status"] == "ok" for r in rows) else 1
+        if args.in_place:
+            run_series(in_place=True)
+            run_dir = latest_run()
+        else:
+            run_dir = run_series(args.out, params, args.html)
+    except papermill.PapermillExecutionError as e:
+        where = "notebooks/" if args.command == "run" and args.in_place else "the run folder"
+        print(f"\nThe series stopped: {e.ename}: {e.evalue}\nThe partly executed notebook is "
+              f"in {where}; open it to see the failing cell.", file=sys.stderr)
+        return 1
+    if run_dir is not None and (run_dir / "metrics.json").exists():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        print(f"\nRun folder: {show_path(run_dir)}\nFinal test accuracy: "
+              f"{metrics['test_accuracy']:.2%} after {metrics['epochs']} epochs")
+    return 0
+
