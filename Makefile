@@ -1,5 +1,15 @@
 # LeNet-5 tutorial series. `make run` and `make test` are all a user needs; see README.md.
-PYTHON ?= python3
+# The Pythons this project supports, newest first: the range of requires-python in pyproject.toml
+# (a test checks). Set-up uses the newest pythonX.Y of these that runs (a pyenv shim for a version
+# that is not installed is on PATH but does not run), else python3, looked for only when needed;
+# `make setup PYTHON=/path/to/python` names one.
+PY_VERSIONS := 3.14 3.13 3.12 3.11
+FIND_PYTHON  = $(shell for v in $(PY_VERSIONS); do \
+                 python$$v -c "" >/dev/null 2>&1 && { echo python$$v; exit; }; done; echo python3)
+PYTHON ?= $(eval PYTHON := $(FIND_PYTHON))$(PYTHON)
+# What set-up says, before creating .venv, when $(PYTHON) is missing or not one of PY_VERSIONS.
+PY_HELP = this project needs Python $(lastword $(PY_VERSIONS)) to $(firstword $(PY_VERSIONS)). Install \
+  one (python.org; Ubuntu 22.04: sudo apt install python3.11-venv), then: make setup PYTHON=python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
@@ -12,6 +22,9 @@ help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
+	@v=$$($(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); \
+	case " $(PY_VERSIONS) " in *" $${v%.*} "*) ;; \
+	*) echo "make setup: $(PYTHON) is $${v:+Python }$${v:-missing or broken}; $(PY_HELP)" >&2; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

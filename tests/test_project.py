@@ -5,10 +5,11 @@ from __future__ import annotations
 import ast
 import json
 import re
-from importlib.metadata import requires
+from importlib.metadata import metadata, requires
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 import lenet5_helpers as lh
 from lenet5_series import runner
@@ -23,6 +24,10 @@ def test_environment_yml_installs_the_project_and_nothing_else():
     items = [line.strip()[2:] for line in dependencies if line.strip().startswith("- ")]
     assert items[-2:] == ["pip:", "-e ."], "versions belong in pyproject.toml only"
     assert sorted(re.split(r"[=<>]", item)[0] for item in items[:-2]) == ["pip", "python"]
+    python = next(item for item in items if item.startswith("python"))
+    supported = SpecifierSet(metadata("lenet5-tutorial")["Requires-Python"])  # as installed
+    assert supported == SpecifierSet(">=3.11,<3.15"), "README, Makefile and tools/check_wheels.py say so"
+    assert supported.contains(python.split("=")[1]), f"environment.yml's {python} is not supported"
 
 
 def test_every_dependency_is_pinned_and_torch_is_the_pair_on_disk():
