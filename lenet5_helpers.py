@@ -100,7 +100,8 @@ VALIDATION_SIZE = 5_000  # training images held out for choosing a recipe; never
 def split_validation(x: torch.Tensor, y: torch.Tensor, size: int = VALIDATION_SIZE
                      ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Hold out `size` training images as a validation set: the same ones for every run and seed
-    (a fixed seed of its own), so recipes are compared on the same digits (notebook 03). The rest keep their order."""
+    (a fixed seed of its own), so recipes are compared on the same digits (notebook 03). The rest
+    keep their order."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)
     held, keep = order[:size], order[size:].sort().values
     return (x[keep], y[keep]), (x[held], y[held])
@@ -209,7 +210,10 @@ def available_devices() -> list[str]:
 
 
 def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
-    """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once."""
+    """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once.
+
+    Notebook 03's `device` parameter: the data and the model must both be moved to this device.
+    """
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not known; use one of {', '.join(DEVICES)}.")
     found = available_devices()

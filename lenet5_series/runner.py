@@ -48,9 +48,9 @@ def kernel_manager(env: dict[str, str]) -> type:
     class KernelWithEnv(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
-            # Local sockets (ipc) in a private folder, not TCP: nothing listens on the network, and
-            # the kernel has no reason to print its "running over TCP without encryption" warning.
-            self.transport, self.ip = "ipc", str(Path(SOCKETS.name) / f"kernel-{id(self)}")
+            if os.name != "nt":  # Unix: local sockets in a private folder, not TCP, so nothing
+                # listens on the network and the kernel has no "TCP without encryption" to warn of
+                self.transport, self.ip = "ipc", str(Path(SOCKETS.name) / f"kernel-{id(self)}")
             return await super().start_kernel(**kw)
 
     return KernelWithEnv
