@@ -303,6 +303,7 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     A shift of up to `max_shift` pixels each way, then a turn of up to `max_rotate` degrees and a
     scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
     distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
+    Notebook 03, "Augmentation", writes this function out.
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
@@ -343,7 +344,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
 def check_diverged(history: list[dict], lr: float) -> None:
     """Stop a run whose network broke in its last epoch: a loss that is not a number, or a train
     accuracy fallen below half its best after passing 50 % (a too large step can kill every ReLU,
-    and the network then predicts one class for ever)."""
+    and the network then predicts one class for ever). fit calls it after every epoch (notebook 03)."""
     last = history[-1]
     best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
     if not math.isfinite(last["train_loss"]):
