@@ -298,6 +298,18 @@ def mnist_tensors(data_dir: str | Path | None = None, device: str | torch.device
     return data
 
 
+VALIDATION_SIZE = 5_000  # training images held out for choosing a recipe; never trained on
+
+
+def split_validation(x: torch.Tensor, y: torch.Tensor, size: int = VALIDATION_SIZE
+                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Hold out `size` training images as a validation set: the same ones for every run and seed
+    (a fixed seed of its own), so recipes are compared on the same digits. The rest keep their order."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)
+    held, keep = order[:size], order[size:].sort().values
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Model
 # --------------------------------------------------------------------------------------------
