@@ -135,19 +135,23 @@ def make_optimizer(model: torch.nn.Module, s: dict, steps_per_epoch: int) -> tup
 
 def model_path(s: dict, seed: int, n_train: int) -> Path:
     """Where a finished run's weights are kept: named by a hash of everything that made them."""
-    key = json.dumps({"settings": s, "seed": seed, "train_images": n_train, "torch": torch.__version__},
-                     sort_keys=True)
+    made = {"settings": s, "seed": seed, "train_images": n_train, "torch": torch.__version__}
+    if _DATA["device"].type != "cpu":
+        made["device"] = _DATA["device"].type
+    key = json.dumps(made, sort_keys=True)
     return lh.runs_dir() / "ablation-models" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
 _DATA: dict = {}  # each worker process loads MNIST once
 
 
-def init_worker(threads: int, with_test: bool, deadline: float | None = None) -> None:
+def init_worker(threads: int, with_test: bool, deadline: float | None = None,
+                device: str = "cpu") -> None:
     """Load and split MNIST in this worker; one thread, so side-by-side runs share the cores."""
     torch.set_num_threads(threads)
     _DATA["deadline"] = deadline
-    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False))
+    _DATA["device"] = lh.pick_device(device, verbose=False)
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"])
     _DATA["train"], _DATA["val"] = lh.split_validation(*data["train"])
     if with_test:
         _DATA["test"] = data["test"]
@@ -157,15 +161,17 @@ def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
     """One run of a step's settings from a seed; returns the model and its validation figures."""
     x, y = _DATA["train"]
     lh.seed_everything(seed)
-    model = lh.LeNet5()
+    model = lh.LeNet5().to(x.device)
     steps = -(-len(x) // s["batch_size"])
     optimizer, scheduler = make_optimizer(model, s, steps)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(x.device).manual_seed(seed)
     curve, seconds, diverged, loss = [], 0.0, False, float("nan")
     for _ in range(s["epochs"]):
         start = time.perf_counter()
         lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
                        augment=s["augment"], label_smoothing=s["label_smoothing"])
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
         seconds += time.perf_counter() - start
         loss, accuracy = lh.evaluate(model, *_DATA["val"])
         curve.append(accuracy)
@@ -179,7 +185,7 @@ def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
 
 
 def common(s: dict) -> dict:
-    return {"settings": describe(s), "device": "cpu", "torch": torch.__version__,
+    return {"settings": describe(s), "device": _DATA["device"].type, "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -221,8 +227,8 @@ def final_run(job: tuple[str, dict, int]) -> dict | None:
     if past_deadline() and not path.exists():
         return None
     if path.exists():
-        saved = torch.load(path, weights_only=True)
-        model = lh.LeNet5()
+        saved = torch.load(path, weights_only=True, map_location=_DATA["device"])
+        model = lh.LeNet5().to(_DATA["device"])
         model.load_state_dict(saved["model"])
         figures = {k: saved[k] for k in ("val_accuracy", "train_seconds")}
         source = "weights of the ablation's run"
@@ -298,6 +304,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs side by side (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the CSVs")
+    parser.add_argument("--device", default="cpu", choices=lh.DEVICES)
     parser.add_argument("--final", action="store_true", help="score a recipe on the test set")
     parser.add_argument("--recipe", default="default", choices=FINAL_RECIPES, help="with --final")
     parser.add_argument("--augment", action="store_true", help="with --final")
@@ -331,8 +338,9 @@ def main() -> None:
           f"{args.threads} threads, torch {torch.__version__}", flush=True)
     if not jobs:
         return
+    setup = (args.threads, args.final, deadline_from(args.deadline), args.device)
     pool = mp.get_context("spawn").Pool(min(args.workers, len(jobs)), initializer=init_worker,
-                                        initargs=(args.threads, args.final, deadline_from(args.deadline)))
+                                        initargs=setup)
     for row in pool.imap_unordered(work, jobs):
         if row is None:
             print(f"{time.strftime('%H:%M:%S')} skipped a run: past the deadline {args.deadline} UTC")
