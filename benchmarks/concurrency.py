@@ -12,6 +12,8 @@ default recipe together (lh.train_epoch), and each one's epoch time is divided b
           sweep gives its kernels, or a teacher sets for each user
   pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
           and the helper finds its thread count by itself (no LENET5_THREADS)
+  passive (not run by default) as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep
+          instead of spinning
 For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
 tries. Targets on a 2-core machine (mode new): 2 at once <= 2.5x a lone run each, 4 at once <= 5x.
 
@@ -83,9 +85,12 @@ def trial(k: int, mode: str, subset: int) -> list[dict]:
         env = dict(os.environ)
         env.pop("LENET5_THREADS", None)
         env.pop("OMP_NUM_THREADS", None)
+        env.pop("OMP_WAIT_POLICY", None)
         pin = None
-        if mode == "old":
+        if mode in ("old", "passive"):
             env["LENET5_THREADS"] = str(len(all_cores))
+            if mode == "passive":
+                env["OMP_WAIT_POLICY"] = "PASSIVE"
         elif mode == "new":
             env["LENET5_THREADS"] = env["OMP_NUM_THREADS"] = str(each)
         else:  # pinned: this worker's own slice of the cores; the helper counts them

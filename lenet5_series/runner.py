@@ -141,11 +141,15 @@ def default_jobs(points: int, cpu_threads: int) -> int:
 
 
 def time_left(took: list[float], running: list[float], waiting: int, jobs: int) -> float:
-    """Seconds until a sweep ends, guessed from the points done so far: `took` (their seconds),
-    `running` (seconds each running point has run), `waiting` (points not started), `jobs` at once."""
+    """Seconds until a sweep ends, if every point takes as long as the mean of `took` (the seconds of
+    the points done): the running points (`running`: how long each has run) finish, then the
+    `waiting` ones go, each to the first of the `jobs` workers that is free."""
     mean = sum(took) / len(took)
-    work = waiting * mean + sum(max(0.0, mean - ran) for ran in running)
-    return work / jobs
+    free = sorted([max(0.0, mean - ran) for ran in running] + [0.0] * (jobs - len(running)))
+    for _ in range(waiting):
+        free[0] += mean
+        free.sort()
+    return max(free)
 
 
 def in_words(seconds: float) -> str:
@@ -167,6 +171,7 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
     out_dir = Path(out_dir) if out_dir else new_run_dir(runs_dir() / "sweeps")
     out_dir.mkdir(parents=True, exist_ok=True)
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    begin = time.perf_counter()
     total, why = threads.budget()
     jobs = default_jobs(len(points), total) if jobs is None else min(as_int("jobs", jobs, 1), len(points))
     each = threads.share(total, jobs)
@@ -215,7 +220,8 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
         writer.writeheader()
         writer.writerows(rows)
     plot_sweep(rows, out_dir / "sweep.png")
-    print(f"results: {show_path(out_dir / 'results.csv')}, {show_path(out_dir / 'sweep.png')}")
+    print(f"{len(points)} points in {in_words(time.perf_counter() - begin)}; results: "
+          f"{show_path(out_dir / 'results.csv')}, {show_path(out_dir / 'sweep.png')}")
     return rows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -125,9 +126,11 @@ def test_the_default_jobs_follow_the_budget_and_the_points():
     assert runner.default_jobs(points=3, cpu_threads=1) == 1
 
 
-def test_time_left_counts_waiting_and_running_points_shared_by_the_jobs():
+def test_time_left_shares_the_waiting_points_among_the_workers_as_they_free_up():
     assert runner.time_left([60.0], running=[], waiting=3, jobs=1) == 180.0
-    assert runner.time_left([60.0, 40.0], running=[20.0], waiting=2, jobs=2) == (2 * 50 + 30) / 2
+    # mean 50 s: the running point ends in 30 s, the idle worker takes one at 0 s, the next at 30 s
+    assert runner.time_left([60.0, 40.0], running=[20.0], waiting=2, jobs=2) == 80.0
+    assert runner.time_left([60.0], running=[60.0], waiting=1, jobs=2) == 60.0  # the last one alone
     assert runner.time_left([10.0], running=[99.0], waiting=0, jobs=2) == 0.0
     assert [runner.in_words(s) for s in (5, 89.6, 600, 7200)] == ["5 s", "90 s", "10 min", "2.0 h"]
 
@@ -159,6 +162,7 @@ def test_sweep_workers_get_their_share_of_the_threads(machine, fake_execute, cap
     assert "[1/3] 00-lr=0.01 started" in out and "[3/3] 02-lr=0.03 started" in out
     assert "[2/3] 01-lr=0.02: test accuracy 92.00% in 0 s" in out
     assert out.count("left)") == 2 and "(3/3 done)" in out
+    assert re.search(r"\n3 points in \d+ s; results: ", out)
 
 
 def test_sweep_defaults_to_one_point_per_thread_and_divides_an_override(machine, fake_execute,
