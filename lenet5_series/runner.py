@@ -38,7 +38,7 @@ from lenet5_series.runs import latest_run, new_run_dir
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
 TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
-MAX_JOBS = 8  # the default never runs more points at once: each kernel holds MNIST and torch (~1 GB)
+MAX_JOBS = 8  # the default never runs more points at once: a training kernel peaks at about 1.3 GB
 
 
 def series_notebooks() -> list[Path]:
@@ -135,8 +135,8 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
 
 
 def default_jobs(points: int, cpu_threads: int) -> int:
-    """Points at once when not told: one per CPU thread of the budget (each point then trains on one
-    thread, which LeNet-5 uses well), at most MAX_JOBS and at most the number of points."""
+    """Points at once when not told: one per CPU thread of the budget (each point then trains on a
+    thread of its own, and none waits for another's), at most MAX_JOBS and the number of points."""
     return max(1, min(points, cpu_threads, MAX_JOBS))
 
 
