@@ -78,7 +78,7 @@ def test_a_container_that_sees_its_own_cgroup_as_the_root_is_limited_too(tmp_pat
 
 
 def test_own_cgroups_reads_both_versions(tmp_path):
-    write(tmp_path / "cgroup", "12:memory:/m\n4:cpu,cpuacct:/docker/abc\n0::/user.slice/s\n")
+    write(tmp_path / "cgroup", "12:memory:/m\n4:cpu,cpuacct:/docker/abc\n0::/user.slice/s\nodd\n")
     assert threads.own_cgroups(tmp_path / "cgroup") == {"cpu": "/docker/abc", "": "/user.slice/s"}
     assert threads.own_cgroups(tmp_path / "absent") == {}
 
