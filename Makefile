@@ -52,8 +52,8 @@ notebooks: data  ## re-execute the stored notebooks in place, in order, so their
 bench: data  ## benchmark: reference pipeline vs our training path, time to 99 %
 	$(PY) benchmarks/speed.py
 
-sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3"
-	$(SERIES) sweep $(GRID) $(PARAMS)
+sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3" [JOBS=2]
+	$(SERIES) sweep $(GRID) $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
 clean:  ## remove the environment, caches and build output (keeps data/ and runs/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build

@@ -27,7 +27,7 @@ from torchvision import transforms
 
 # From lenet5_series, which no notebook teaches: parameter values, run folders, and (re-exported for
 # the notebooks) getting MNIST and reading run folders.
-from lenet5_series import runs
+from lenet5_series import runs, threads
 from lenet5_series.mnist import DataError, prepare_mnist, resolve_data_dir  # noqa: F401
 from lenet5_series.params import as_bool, as_float, as_int
 from lenet5_series.paths import show_path
@@ -209,24 +209,42 @@ def available_devices() -> list[str]:
     return found + ["cpu"]
 
 
+TORCH_THREADS = torch.get_num_threads()  # torch's own choice, read once, before the helper changes it
+
+
+def use_cpu_threads() -> str:
+    """Give torch only the CPU threads this run may use; return them in words (notebook 03, device).
+
+    torch starts a thread per core of the whole machine; runs that share the cores (a sweep, two
+    notebooks, a class server) then fight over them and each gets many times slower. This keeps
+    torch's count for a lone run, fewer where the process may use fewer cores or has a CPU limit;
+    LENET5_THREADS=N overrides it (lenet5_series/threads.py counts them).
+    """
+    n, why = threads.budget(TORCH_THREADS)
+    torch.set_num_threads(n)
+    return f"{n} CPU thread{'s' if n > 1 else ''} ({why})"
+
+
 def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
     """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once.
 
     Notebook 03's `device` parameter: the data and the model must both be moved to this device.
+    It also sets torch's CPU threads (use_cpu_threads) and, if verbose, prints both.
     """
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not known; use one of {', '.join(DEVICES)}.")
     found = available_devices()
-    if device == "auto":
-        device = found[0]
-        why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
-               "cpu": "no GPU was found"}
-        if verbose:
-            print(f"device='auto' picked {device}: {why[device]}")
-    elif device not in found:
+    picked = found[0] if device == "auto" else device
+    if picked not in found:
         raise RuntimeError(f"device={device!r} was asked for, but this machine has no {device} "
                            f"device (available: {', '.join(found)}). Use device='auto' or 'cpu'.")
-    return torch.device(device)
+    cpu_threads = use_cpu_threads()
+    if verbose:
+        why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
+               "cpu": "no GPU was found"}
+        chose = f"device='auto' picked {picked}: {why[picked]}" if device == "auto" else f"device={device!r}"
+        print(f"{chose}; {cpu_threads}")
+    return torch.device(picked)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Layers, each importing only the ones below it:
        |
     lenet5_helpers.py  what the notebooks teach (the module a learner opens)
        |
-    mnist.py, runs.py, params.py   getting MNIST; run folders and checkpoints; parameter values
+    mnist.py, runs.py, params.py, threads.py   getting MNIST; run folders and checkpoints;
+                                               parameter values; the CPU threads a run may use
        |
     paths.py           where things go; atomic writes
 """

@@ -6,7 +6,8 @@
     python -m lenet5_series sweep -g NAME V1,V2 [-p NAME VALUE]                     (make sweep)
 
 Kernels started here get TQDM_DISABLE=1: progress bars are for people watching a live notebook;
-a stored or papermill-run notebook keeps the epoch lines instead of a frozen bar.
+a stored or papermill-run notebook keeps the epoch lines instead of a frozen bar. A sweep's kernels
+also get their share of the CPU threads (LENET5_THREADS, OMP_NUM_THREADS), so they do not fight.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,14 +29,16 @@ import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 
+from lenet5_series import threads
 from lenet5_series.mnist import prepare_mnist
-from lenet5_series.params import parse_value
+from lenet5_series.params import as_int, parse_value
 from lenet5_series.paths import NOTEBOOKS_DIR, runs_dir, show_path
 from lenet5_series.runs import latest_run, new_run_dir
 
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
 TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
+MAX_JOBS = 8  # the default never runs more points at once: a training kernel peaks at about 1.3 GB
 
 
 def series_notebooks() -> list[Path]:
@@ -130,30 +134,81 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=80, bbox_inches="tight")
 
 
+def default_jobs(points: int, cpu_threads: int) -> int:
+    """Points at once when not told: one per CPU thread of the budget (each point then trains on a
+    thread of its own, and none waits for another's), at most MAX_JOBS and the number of points."""
+    return max(1, min(points, cpu_threads, MAX_JOBS))
+
+
+def time_left(took: list[float], running: list[float], waiting: int, jobs: int) -> float:
+    """Seconds until a sweep ends, if every point takes as long as the mean of `took` (the seconds of
+    the points done): the running points (`running`: how long each has run) finish, then the
+    `waiting` ones go, each to the first of the `jobs` workers that is free."""
+    mean = sum(took) / len(took)
+    free = sorted([max(0.0, mean - ran) for ran in running] + [0.0] * (jobs - len(running)))
+    for _ in range(waiting):
+        free[0] += mean
+        free.sort()
+    return max(free)
+
+
+def in_words(seconds: float) -> str:
+    """A duration as a person reads it: 40 s, 3 min, 1.5 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
 def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | None = None,
-          jobs: int = 2) -> list[dict]:
+          jobs: int | None = None) -> list[dict]:
     """Run the training notebook once per point of `grid`, `jobs` at a time, one folder each.
 
-    Writes results.csv and sweep.png in out_dir; a failed point is recorded and the others go on.
+    jobs=None: default_jobs. The CPU threads this process may use (threads.budget) are shared out:
+    each kernel gets LENET5_THREADS and OMP_NUM_THREADS set to its share before torch starts.
+    Prints a line as each point starts and ends, with an estimate of the time left. Writes
+    results.csv and sweep.png in out_dir; a failed point is recorded and the others go on.
     """
     out_dir = Path(out_dir) if out_dir else new_run_dir(runs_dir() / "sweeps")
     out_dir.mkdir(parents=True, exist_ok=True)
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    begin = time.perf_counter()
+    total, why = threads.budget()
+    jobs = default_jobs(len(points), total) if jobs is None else min(as_int("jobs", jobs, 1), len(points))
+    each = threads.share(total, jobs)
+    env = {threads.VARIABLE: str(each), "OMP_NUM_THREADS": str(each)}
+    print(f"{len(points)} points, {jobs} at a time, {each} CPU thread{'s' if each > 1 else ''} each "
+          f"({total} in all: {why})", flush=True)
+    lock = threading.Lock()
+    running: dict[int, float] = {}  # point -> when it started
+    took: list[float] = []          # seconds of each finished point
 
     def one(i: int, point: dict) -> dict:
         name = f"{i:02d}-" + "-".join(f"{k}={v}" for k, v in point.items())
         run_dir = out_dir / name
         row = {"point": name, **point, "status": "ok", "error": ""}
+        with lock:
+            running[i] = time.perf_counter()
+        print(f"[{i + 1}/{len(points)}] {name} started", flush=True)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             execute(TRAINING_NOTEBOOK, run_dir / TRAINING_NOTEBOOK.name,
-                    {**(params or {}), **point, "run_dir": str(run_dir.resolve())})
+                    {**(params or {}), **point, "run_dir": str(run_dir.resolve())}, env)
             metrics = json.loads((run_dir / "metrics.json").read_text())
             row.update({k: metrics[k] for k in ("test_accuracy", "train_accuracy", "epochs",
                                                 "seconds_per_epoch")})
         except Exception as e:  # record the failure; the other points go on
             row.update(status="failed", error=str(e).strip().splitlines()[-1][:300])
-        print(f"{name}: {row['status']} {row.get('test_accuracy', row['error'])}", flush=True)
+        with lock:
+            now = time.perf_counter()
+            took.append(now - running.pop(i))
+            done = len(took)
+            left = time_left(took, [now - t for t in running.values()],
+                             len(points) - done - len(running), jobs)
+        result = (f"test accuracy {row['test_accuracy']:.2%}" if row["status"] == "ok"
+                  else f"FAILED: {row['error']}")
+        tail = f", about {in_words(left)} left" if done < len(points) else ""
+        print(f"[{i + 1}/{len(points)}] {name}: {result} in {in_words(took[-1])}  "
+              f"({done}/{len(points)} done{tail})", flush=True)
         return row
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -165,7 +220,8 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
         writer.writeheader()
         writer.writerows(rows)
     plot_sweep(rows, out_dir / "sweep.png")
-    print(f"results: {show_path(out_dir / 'results.csv')}, {show_path(out_dir / 'sweep.png')}")
+    print(f"{len(points)} points in {in_words(time.perf_counter() - begin)}; results: "
+          f"{show_path(out_dir / 'results.csv')}, {show_path(out_dir / 'sweep.png')}")
     return rows
 
 
@@ -188,7 +244,9 @@ def parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", type=Path, default=None, help="the sweep folder")
     swp.add_argument("-g", "--grid", nargs=2, action="append", default=[],
                      metavar=("NAME", "V1,V2"), help="values to sweep")
-    swp.add_argument("--jobs", type=int, default=2, help="points at once")
+    swp.add_argument("--jobs", type=int, default=None,
+                     help="points at once (default: one per CPU thread this process may use, at most "
+                          f"{MAX_JOBS}); the threads are shared out among them")
     return top
 
 
@@ -204,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sweep":
             grid = {k: [parse_value(v) for v in values.split(",")] for k, values in args.grid}
-            rows = sweep(grid, params, args.out, args.jobs)
+            try:
+                rows = sweep(grid, params, args.out, args.jobs)
+            except ValueError as e:  # --jobs or LENET5_THREADS; a failing point is caught inside
+                print(e, file=sys.stderr)
+                return 2
             return 0 if all(r["status"] == "ok" for r in rows) else 1
         if args.in_place:
             run_series(in_place=True)
