@@ -27,6 +27,7 @@ BUILD_DIR = ROOT / "build"
 NBVAL_COMMENT = re.compile(r"^# NBVAL_\w+[^\n]*\n(# \(.*\)\n)?", re.M)
 DETAILS = re.compile(r"\n*<details>.*?</details>[ \t]*", re.S)
 SUMMARY = re.compile(r"<summary>.*?</summary>", re.S)
+IN_PAGE_LINK = re.compile(r"\[([^\]]+)\]\(#[^)]+\)")
 
 
 def notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -60,7 +61,9 @@ def stage_site(staging: Path) -> Path:
         shutil.rmtree(staging)
     (staging / "notebooks").mkdir(parents=True)
     shutil.copy(WEBSITE_DIR / "index.md", staging / "index.md")
-    shutil.copy(ROOT / "README.md", staging / "README.md")
+    # the start page includes parts of the README; its links to its own sections become plain text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (staging / "README.md").write_text(IN_PAGE_LINK.sub(r"\1 (in the README)", readme), encoding="utf-8")
     for path in notebooks():
         nb = without_test_machinery(nbformat.read(str(path), as_version=4))
         nbformat.write(nb, str(staging / "notebooks" / path.name))

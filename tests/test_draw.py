@@ -99,7 +99,7 @@ def test_digit_to_input_matches_the_reference_transform_within_one_grey_level():
     from PIL import Image
 
     digit = lh.center_digit(lh.strokes_to_image(SEVEN))
-    reference = lh.SEED_TRANSFORM(Image.fromarray(digit.numpy()))
+    reference = lh.REFERENCE_TRANSFORM(Image.fromarray(digit.numpy()))
     assert (lh.digit_to_input(digit)[0] - reference).abs().max() <= 2 / 255 + 1e-6
 
 
