@@ -26,7 +26,7 @@ import pytest
 from conftest import needs_mnist
 
 import lenet5_helpers as lh
-import publish
+from lenet5_series import publish
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-import publish
+from lenet5_series import publish
 
 NOTEBOOKS = publish.notebooks()
 
