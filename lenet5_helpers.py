@@ -708,7 +708,8 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
             "torch_version": torch.__version__, "lr": config["lr"],
             "batch_size": config["batch_size"], "augment": config["augment"],
-            "train_size": config["train_size"]}
+            "train_size": config["train_size"],
+            "world_size": config.get("world_size", 1)}  # processes training together (notebook 05)
 
 
 def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
