@@ -219,6 +219,12 @@ def wait_for_mnist(data_dir: Path, local_rank: int, limit: float = 600.0) -> Non
         time.sleep(1.0)
 
 
+def lost_contact(error: BaseException) -> bool:
+    """Whether an error says another rank is gone: a collective failed (gloo raises a plain
+    RuntimeError that names gloo; NCCL and timeouts raise torch.distributed.DistError)."""
+    return isinstance(error, dist.DistError) or "gloo" in str(error).lower()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="torchrun [torchrun options] -m lenet5_series.ddp",
                                      description="Train LeNet-5 data-parallel (start it with "
@@ -266,12 +272,16 @@ def run(args: argparse.Namespace, rank: int) -> dict:
     if rank == 0:
         run_dir = Path(args.run_dir).expanduser() if args.run_dir else lh.new_run_dir()
         backend = dist.get_backend()
-        print(f"{world_size} processes ({backend} on {device.type}): global batch "
+        print(f"{_count(world_size, 'process')} ({backend} on {device.type}): global batch "
               f"{config['batch_size']} = {world_size} x {config['batch_size'] // world_size} images, "
               f"{steps_per_epoch(config['train_size'], config['batch_size'], world_size)} steps "
               f"per epoch; run folder {lh.show_path(run_dir)}", flush=True)
     history = train(data, run_dir, config, rank, world_size, device, args.resume)
     return lh.metrics_from(dict(config, device=device.type), history)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,15 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ["LOCAL_RANK"]) == 0:
             print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
-    except dist.DistError as e:
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        print(f"rank {rank}: lost contact with the other processes ({first}). Another rank stopped "
-              "or its machine went away (its own output says why); stopping this rank too.",
+    except RuntimeError as e:
+        if not lost_contact(e):
+            raise
+        first = str(e).strip().splitlines()[0][:300]
+        print(f"rank {rank}: lost contact with the other processes ({first}). Another rank died, hung "
+              "or lost its machine (its own output says which); stopping this rank too.",
               file=sys.stderr, flush=True)
         return 1
     if rank == 0:
-        print(f"test accuracy {metrics['test_accuracy']:.2%} after {metrics['epochs']} epochs "
-              f"on {metrics['world_size']} processes", flush=True)
+        print(f"test accuracy {metrics['test_accuracy']:.2%} after {_count(metrics['epochs'], 'epoch')} "
+              f"on {_count(metrics['world_size'], 'process')}", flush=True)
     dist.destroy_process_group()
     return 0
 
