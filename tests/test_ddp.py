@@ -26,6 +26,7 @@ import lenet5_helpers as lh
 from lenet5_series import ddp
 
 SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run, long enough to stop one mid-way
+RUN = ["--train-subset", SUBSET, "--epochs", EPOCHS, "--lr", 0.05]  # 0.15 diverges in 96 steps
 
 
 # --- fast: the sharding itself, in this process ---------------------------------------------
@@ -111,10 +112,10 @@ def largest_gap(a: dict, b: dict) -> float:
 
 def two_machines(run_dir: Path, *args) -> tuple[subprocess.Popen, subprocess.Popen]:
     endpoint = f"127.0.0.1:{free_port()}"
-    first = launch("--train-subset", SUBSET, "--epochs", EPOCHS, "--run-dir", run_dir, *args,
+    first = launch(*RUN, "--run-dir", run_dir, *args,
                    nproc=1, endpoint=endpoint)
     time.sleep(1)  # the first launcher hosts the rendezvous
-    second = launch("--train-subset", SUBSET, "--epochs", EPOCHS, "--run-dir", run_dir, *args,
+    second = launch(*RUN, "--run-dir", run_dir, *args,
                     nproc=1, endpoint=endpoint)
     return first, second
 
@@ -138,7 +139,7 @@ def wait_for_epoch(run_dir: Path, launchers: list, limit: float = 300) -> int:
 def two_processes(tmp_path_factory) -> Path:
     """One launcher, two processes: the reference run of the slow tests."""
     run_dir = tmp_path_factory.mktemp("ddp") / "two-processes"
-    finish(launch("--train-subset", SUBSET, "--epochs", EPOCHS, "--run-dir", run_dir))
+    finish(launch(*RUN, "--run-dir", run_dir))
     return run_dir
 
 
@@ -193,8 +194,7 @@ def test_a_killed_rank_stops_the_other_within_a_minute_and_the_run_resumes(two_p
     assert "lost contact with the other processes" in out, out[-3000:]
     print(f"the surviving rank stopped {seconds:.1f} s after the other was killed")
     # The folder holds the last complete epoch; two processes on one launcher continue it.
-    out = finish(launch("--train-subset", SUBSET, "--epochs", EPOCHS, "--run-dir", run_dir,
-                        "--resume"))
+    out = finish(launch(*RUN, "--run-dir", run_dir, "--resume"))
     assert "Resuming" in out
     a, b = weights(two_processes), weights(run_dir)
     assert all(torch.equal(a[k], b[k]) for k in a), f"differ by {largest_gap(a, b):.1e}"
