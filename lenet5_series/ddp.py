@@ -36,6 +36,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import lenet5_helpers as lh
+from lenet5_series import runs, threads
+from lenet5_series.mnist import MNIST_FILES
 
 TIMEOUT = 30  # seconds a rank waits for the others in any collective before it stops with an error
 LAUNCH = "torchrun --standalone --nproc-per-node 2 -m lenet5_series.ddp"
@@ -80,7 +82,8 @@ def my_share(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 
 
 def steps_per_epoch(n_images: int, batch_size: int, world_size: int) -> int:
-    """Optimizer steps per epoch: the full batches, plus the last one if every rank gets an image."""
+    """lh.steps_per_epoch for world_size ranks: the full batches, plus the last one if every rank
+    gets an image of it."""
     full, rest = divmod(n_images, batch_size)
     return full + (rest >= world_size)
 
@@ -128,7 +131,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, rank:
 def start_or_resume(run_dir: Path | None, config: dict, model: nn.Module, optimizer: Any,
                     scheduler: Any, generator: torch.Generator, resume: bool,
                     rank: int) -> tuple[list[dict], Path | None]:
-    """Rank 0 claims the run folder and restores it (lh.start_or_resume), then sends the
+    """Rank 0 claims the run folder and restores it (runs.start_or_resume), then sends the
     checkpoint, or its refusal, to every rank, so all continue from the same state.
 
     Only rank 0 reads the folder: on several machines the others may not see it. Returns the
@@ -137,11 +140,11 @@ def start_or_resume(run_dir: Path | None, config: dict, model: nn.Module, optimi
     message, lock, error = [{}], None, None
     if rank == 0:
         try:
-            lock = lh.lock_run_dir(run_dir)
-            history = lh.start_or_resume(run_dir, config, model, optimizer, scheduler, generator,
-                                         resume)
+            lock = runs.lock_run_dir(run_dir)
+            history = runs.start_or_resume(run_dir, config, model, optimizer, scheduler,
+                                           generator, resume)
             if history:
-                message = [lh.load_checkpoint(run_dir / "checkpoint.pt")]
+                message = [runs.load_checkpoint(run_dir / runs.CHECKPOINT)]
         except Exception as e:  # the others must not wait for a rank 0 that stopped
             error, message = e, [{"error": f"{e}"}]
     dist.broadcast_object_list(message, src=0)
@@ -164,8 +167,8 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
           device: torch.device, resume: bool = False) -> list[dict]:
     """lh.fit, data-parallel: the same recipe, epochs and run folder, written by rank 0 alone."""
     x_train, y_train = data["train"]
-    lh.seed_everything(config["seed"])
-    net = lh.LeNet5().to(device)  # the same first weights on every rank (and DDP copies rank 0's)
+    net = lh.initialise(lh.LeNet5().to(device), config["seed"])  # as lh.fit: the same first
+    # weights on every rank (and DDP copies rank 0's to the others once more)
     model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     steps = steps_per_epoch(len(x_train), config["batch_size"], world_size)
     optimizer, scheduler = lh.make_optimizer(net, config, steps)
@@ -195,7 +198,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
                             "test_loss": test_loss, "test_accuracy": test_acc,
                             "seconds": seconds, "lr": lr_now})
             if rank == 0:
-                lh.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
+                runs.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
                 print(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
                       f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s", flush=True)
             lh.check_diverged(history, config["lr"])  # the same history everywhere: all stop
@@ -212,7 +215,7 @@ def wait_for_mnist(data_dir: Path, local_rank: int, limit: float = 600.0) -> Non
         return
     raw = data_dir / "MNIST" / "raw"
     deadline = time.monotonic() + limit
-    while not all((raw / name).exists() for name in lh.MNIST_FILES):  # written verified, renamed
+    while not all((raw / name).exists() for name in MNIST_FILES):  # written verified, renamed
         if time.monotonic() > deadline:
             raise lh.DataError(f"MNIST did not appear in {lh.show_path(raw)} within {limit:.0f} s; "
                                "run `make data` on this machine first.")
@@ -235,7 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: a new runs/<date-time>/)")
     parser.add_argument("--seed", default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
-    parser.add_argument("--recipe", default="default", help="default or seed")
+    parser.add_argument("--recipe", default="default", help="default or reference")
     parser.add_argument("--epochs", default=None)
     parser.add_argument("--batch-size", default=None, help="the global batch, split between ranks")
     parser.add_argument("--lr", default=None)
@@ -253,14 +256,17 @@ def run(args: argparse.Namespace, rank: int) -> dict:
     """Check the options, load the data, join the others, train; return the final metrics."""
     quiet = contextlib.redirect_stdout(io.StringIO()) if rank != 0 else contextlib.nullcontext()
     with quiet:  # the same checks run on every rank; rank 0 alone speaks
-        p = lh.check_params(data_dir=args.data_dir, seed=args.seed, recipe=args.recipe,
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            augment=args.augment, train_subset=args.train_subset,
-                            quick=args.quick, amp=args.amp)
+        p = lh.checked_params(data_dir=args.data_dir, seed=args.seed, recipe=args.recipe,
+                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              augment=args.augment, train_subset=args.train_subset,
+                              quick=args.quick, amp=args.amp)
     wait_for_mnist(p["data_dir"], int(os.environ["LOCAL_RANK"]))
     rank, world_size, device = init_process_group(args.device, args.timeout)
     if p["amp"] and device.type != "cuda":
         raise ValueError("amp=True needs CUDA GPUs; this run uses the CPU. Drop --amp.")
+    if device.type == "cpu":  # the CPU threads this machine's processes may use, shared out
+        local = int(os.environ["LOCAL_WORLD_SIZE"])
+        torch.set_num_threads(threads.share(threads.budget(lh.TORCH_THREADS)[0], local))
     data = lh.mnist_tensors(p["data_dir"], device, p["train_subset"])
     config = dict(lh.run_config(p["recipe"], p["epochs"], p["batch_size"], p["lr"], p["seed"],
                                 p["augment"], p["amp"], len(data["train"][0])),
@@ -277,7 +283,7 @@ def run(args: argparse.Namespace, rank: int) -> dict:
               f"{steps_per_epoch(config['train_size'], config['batch_size'], world_size)} steps "
               f"per epoch; run folder {lh.show_path(run_dir)}", flush=True)
     history = train(data, run_dir, config, rank, world_size, device, args.resume)
-    return lh.metrics_from(dict(config, device=device.type), history)
+    return runs.metrics_from(dict(config, device=device.type), history)
 
 
 def _count(n: int, noun: str) -> str:

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import nbformat
-import papermill
 import psutil
 import pytest
 import torch
 from conftest import needs_mnist
 
 import lenet5_helpers as lh
-from lenet5_series import ddp
+from lenet5_series import ddp, runner
+from lenet5_series.paths import NOTEBOOKS_DIR
 
 SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run, long enough to stop one mid-way
 RUN = ["--train-subset", SUBSET, "--epochs", EPOCHS, "--lr", 0.05]  # 0.15 diverges in 96 steps
@@ -44,7 +44,7 @@ def test_steps_per_epoch_counts_the_last_batch_only_when_every_rank_gets_an_imag
     assert ddp.steps_per_epoch(10_000, 128, 2) == 79  # 78 full batches and one of 16
     assert ddp.steps_per_epoch(129, 128, 2) == 1  # a last batch of 1 image cannot be shared by 2
     assert ddp.steps_per_epoch(130, 128, 2) == 2
-    assert ddp.steps_per_epoch(60_000, 128, 1) == -(-60_000 // 128)  # one process: as lh.fit
+    assert ddp.steps_per_epoch(60_000, 128, 1) == lh.steps_per_epoch(60_000, 128)  # as lh.fit
 
 
 def test_each_rank_trains_on_its_share_of_the_same_global_batches():
@@ -149,8 +149,7 @@ def test_two_processes_with_64_images_end_where_one_process_with_128_does(tmp_pa
     """5 steps of the default recipe: the same weights, to float rounding."""
     finish(launch("--train-subset", 640, "--epochs", 1, "--run-dir", tmp_path / "two"))
     data = lh.mnist_tensors(train_subset=640)
-    lh.seed_everything(0)
-    model = lh.LeNet5()
+    model = lh.initialise(lh.LeNet5(), 0)
     first = {k: v.clone() for k, v in model.state_dict().items()}
     lh.fit(model, data, tmp_path / "one", epochs=1, progress=False)
     gap = largest_gap(weights(tmp_path / "two"), model.state_dict())
@@ -239,12 +238,10 @@ def test_a_batch_that_does_not_split_evenly_is_refused_once_with_its_name(tmp_pa
 @needs_mnist
 @pytest.mark.slow
 def test_notebook_05_runs_with_other_parameters(tmp_path):
-    notebooks = lh.NOTEBOOKS_DIR
     out = tmp_path / "05.ipynb"
-    papermill.execute_notebook(str(notebooks / "05-scaling-out.ipynb"), str(out), cwd=str(notebooks),
-                               parameters={"quick": False, "epochs": 1, "train_subset": 1000,
-                                           "seed": 1, "run_dir": str(tmp_path)},
-                               progress_bar=False, kernel_name="python3")
+    runner.execute(NOTEBOOKS_DIR / "05-scaling-out.ipynb", out,
+                   {"quick": False, "epochs": 1, "train_subset": 1000, "seed": 1,
+                    "run_dir": str(tmp_path)})
     for folder, processes in (("2-processes", 2), ("1-process", 1)):
         m = json.loads((tmp_path / folder / "metrics.json").read_text())
         assert (m["world_size"], m["epochs"], m["train_size"], m["seed"]) == (processes, 1, 1000, 1)

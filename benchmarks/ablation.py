@@ -1,0 +1,362 @@
+"""Benchmark: the recipe's ingredients one at a time, on the validation split. Writes CSVs.
+
+    python benchmarks/ablation.py [--steps reference,momentum,...] [--seeds 0-2] [--workers 2]
+                                  [--threads 1] [--out benchmarks/results]
+    python benchmarks/ablation.py --final [--recipe default] [--augment] [--epochs N] [--seeds 0-4]
+
+Ladder mode trains each step on the 55,000 training images that lh.split_validation keeps and
+scores it on the 5,000 it holds out (the final epoch's accuracy, plus the best epoch and the
+per-epoch curve). The test set is not loaded: recipe choices are made on validation figures only.
+Rows go to <out>/ablation_runs.csv (one per run, appended as runs finish, so a stopped benchmark
+keeps what it measured and a rerun skips it) and <out>/ablation.csv (one per step: mean / min / max
+over seeds).
+
+--final trains the chosen recipe the same way and then touches the test set once, at the end of
+each run: rows go to <out>/final_test.csv. A run the ladder already made with identical settings and
+seed is not trained again: its saved weights (in the runs folder) are scored instead.
+
+Each run is lh.seed_everything, lh.LeNet5, SGD and a schedule built here from the step's settings
+(so a variant needs no helper change), then lh.train_epoch and lh.evaluate: the code fit uses,
+without fit's per-epoch scoring of the full train and test sets and its run folders. Several runs go
+side by side in separate processes with one thread each (--workers, --threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import lenet5_helpers as lh
+
+# The reference post's recipe, with this benchmark's epoch count: every ladder step starts from it.
+REFERENCE = {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
+             "schedule": "constant", "cycle_momentum": False, "label_smoothing": 0.0,
+             "batch_size": 128, "epochs": 12, "augment": False}
+
+# name: (label, change from the previous ladder step, why). Each step keeps everything before it.
+LADDER = {
+    "reference": ("reference", {},
+                  "The reference post's recipe (plain SGD, lr 0.001, constant), 12 epochs instead of 500."),
+    "momentum": ("+ momentum", {"momentum": 0.9, "nesterov": True},
+                 "Nesterov momentum 0.9 at the reference's lr 0.001, so only one thing changes (momentum "
+                 "alone makes each step about 10 times longer)."),
+    "onecycle": ("+ one-cycle", {"schedule": "onecycle", "lr": 0.15, "cycle_momentum": True},
+                 "One-cycle schedule per batch peaking at lr 0.15 (the default recipe's peak): warm-up, "
+                 "then down to near 0; OneCycleLR cycles momentum 0.95 -> 0.85 -> 0.95 as the default "
+                 "recipe does today. This step brings both the schedule and the larger rate."),
+    "weight-decay": ("+ weight decay", {"weight_decay": 5e-4}, "Weight decay 5e-4."),
+    "label-smoothing": ("+ label smoothing", {"label_smoothing": 0.1},
+                        "Label smoothing 0.1: this step is today's default recipe."),
+    "augmentation": ("+ augmentation", {"augment": True, "epochs": 15},
+                     "Random shift, turn and scale of each digit (lh.random_distort), 15 epochs."),
+}
+
+# Variants of a ladder step: name: (label, base step, change, why).
+VARIANTS = {
+    "fixed-momentum": ("default, fixed momentum 0.9", "label-smoothing", {"cycle_momentum": False},
+                       "Today's default with cycle_momentum=False: momentum stays 0.9 (issue 11, item 2)."),
+    "fixed-momentum-augmentation": ("+ augmentation, fixed momentum 0.9", "augmentation",
+                                    {"cycle_momentum": False},
+                                    "The augmentation step with cycle_momentum=False: momentum stays 0.9."),
+    "momentum-lr0.05": ("+ momentum, constant lr 0.05", "momentum", {"lr": 0.05},
+                        "Nesterov momentum 0.9 with a constant lr 0.05 (about the one-cycle schedule's "
+                        "average rate): separates a larger step from the one-cycle shape."),
+}
+
+# The recipes --final can score: a name and the ladder step or variant that defines it.
+FINAL_RECIPES = {"default": "label-smoothing", "fixed-momentum": "fixed-momentum"}
+
+
+def ladder_settings() -> dict[str, dict]:
+    """{step name: full settings} for the ladder and its variants."""
+    steps, current = {}, dict(REFERENCE)
+    for name, (_, change, _) in LADDER.items():
+        current = {**current, **change}
+        steps[name] = current
+    for name, (_, base, change, _) in VARIANTS.items():
+        steps[name] = {**steps[base], **change}
+    return steps
+
+
+STEPS = ladder_settings()
+LABELS = {**{k: v[0] for k, v in LADDER.items()}, **{k: v[0] for k, v in VARIANTS.items()}}
+NOTES = {**{k: v[2] for k, v in LADDER.items()}, **{k: v[3] for k, v in VARIANTS.items()}}
+# The ladder must end at the helper's default recipe (OneCycleLR cycles momentum by default).
+assert all(STEPS["label-smoothing"][k] == v for k, v in lh.RECIPES["default"].items()), \
+    "the ladder's label-smoothing step no longer matches lh.RECIPES['default']"
+
+RUN_COLUMNS = ["step", "label", "seed", "val_accuracy", "best_val_accuracy", "best_epoch", "val_loss",
+               "diverged", "epochs", "augment", "train_seconds", "seconds_per_epoch", "val_curve",
+               "settings", "threads", "device", "torch", "date"]
+STEP_COLUMNS = ["step", "label", "val_accuracy_mean", "val_accuracy_min", "val_accuracy_max",
+                "best_val_accuracy_mean", "seeds", "runs", "diverged", "epochs", "augment",
+                "seconds_mean", "settings", "note", "train_images", "val_images", "device", "torch",
+                "date"]
+FINAL_COLUMNS = ["recipe", "augment", "epochs", "seed", "val_accuracy", "test_accuracy", "seconds",
+                 "source", "settings", "train_images", "test_images", "device", "torch", "date"]
+
+
+def describe(s: dict) -> str:
+    """Settings in one readable line for a CSV cell."""
+    if s["schedule"] == "onecycle":
+        momentum = ("momentum cycled 0.95-0.85-0.95 (Nesterov)" if s["cycle_momentum"]
+                    else f"momentum {s['momentum']:g} fixed" + (" (Nesterov)" if s["nesterov"] else ""))
+        lr = f"one-cycle lr peak {s['lr']:g}"
+    else:
+        momentum = f"momentum {s['momentum']:g}" + (" (Nesterov)" if s["nesterov"] else "")
+        lr = f"constant lr {s['lr']:g}"
+    return (f"SGD {lr}; {momentum}; weight decay {s['weight_decay']:g}; label smoothing "
+            f"{s['label_smoothing']:g}; batch {s['batch_size']}; {s['epochs']} epochs; "
+            f"augment {s['augment']}")
+
+
+def make_optimizer(model: torch.nn.Module, s: dict, steps_per_epoch: int) -> tuple:
+    """SGD and its per-batch schedule from a step's settings (lh.make_optimizer plus cycle_momentum)."""
+    opt = torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"],
+                          nesterov=s["nesterov"], weight_decay=s["weight_decay"])
+    if s["schedule"] == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s["lr"],
+                                                    total_steps=s["epochs"] * steps_per_epoch,
+                                                    cycle_momentum=s["cycle_momentum"])
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return opt, sched
+
+
+def model_path(s: dict, seed: int, n_train: int) -> Path:
+    """Where a finished run's weights are kept: named by a hash of everything that made them."""
+    made = {"settings": s, "seed": seed, "train_images": n_train, "torch": torch.__version__}
+    if _DATA["device"].type != "cpu":
+        made["device"] = _DATA["device"].type
+    key = json.dumps(made, sort_keys=True)
+    return lh.runs_dir() / "ablation-models" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+_DATA: dict = {}  # each worker process loads MNIST once
+
+
+def init_worker(threads: int, with_test: bool, deadline: float | None = None,
+                device: str = "cpu") -> None:
+    """Load and split MNIST in this worker; one thread, so side-by-side runs share the cores."""
+    torch.set_num_threads(threads)
+    _DATA["deadline"] = deadline
+    _DATA["device"] = lh.pick_device(device, verbose=False)
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"])
+    _DATA["train"], _DATA["val"] = lh.split_validation(*data["train"])
+    if with_test:
+        _DATA["test"] = data["test"]
+
+
+def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
+    """One run of a step's settings from a seed; returns the model and its validation figures."""
+    x, y = _DATA["train"]
+    lh.seed_everything(seed)
+    model = lh.LeNet5().to(x.device)
+    steps = -(-len(x) // s["batch_size"])
+    optimizer, scheduler = make_optimizer(model, s, steps)
+    generator = torch.Generator(x.device).manual_seed(seed)
+    curve, seconds, diverged, loss = [], 0.0, False, float("nan")
+    for _ in range(s["epochs"]):
+        start = time.perf_counter()
+        lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
+                       augment=s["augment"], label_smoothing=s["label_smoothing"])
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - start
+        loss, accuracy = lh.evaluate(model, *_DATA["val"])
+        curve.append(accuracy)
+        if not math.isfinite(loss) or (max(curve) >= 0.5 and accuracy < max(curve) / 2):
+            diverged = True  # a dead network stays dead: stop, and count the run as it ended
+            break
+    best = max(range(len(curve)), key=curve.__getitem__)
+    return model, {"val_accuracy": curve[-1], "best_val_accuracy": curve[best], "best_epoch": best + 1,
+                   "val_loss": loss, "diverged": diverged, "train_seconds": seconds,
+                   "val_curve": " ".join(f"{a:.4f}" for a in curve)}
+
+
+def common(s: dict) -> dict:
+    return {"settings": describe(s), "device": _DATA["device"].type, "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def deadline_from(text: str | None) -> float | None:
+    """--deadline HH:MM (UTC) as a timestamp: its next occurrence from now."""
+    if not text:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour, minute = map(int, text.split(":"))
+    when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return (when if when > now else when + datetime.timedelta(days=1)).timestamp()
+
+
+def past_deadline() -> bool:
+    """True once the clock has passed --deadline."""
+    deadline = _DATA.get("deadline")
+    return deadline is not None and time.time() >= deadline
+
+
+def ladder_run(job: tuple[str, int]) -> dict | None:
+    """One ladder run: train, keep the weights (for --final), return its CSV row."""
+    if past_deadline():
+        return None
+    step, seed = job
+    s = STEPS[step]
+    model, figures = train(s, seed)
+    path = model_path(s, seed, len(_DATA["train"][0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), **figures}, path)
+    return {"step": step, "label": LABELS[step], "seed": seed, **figures, "epochs": s["epochs"],
+            "augment": s["augment"], "seconds_per_epoch": figures["train_seconds"] / s["epochs"],
+            "threads": torch.get_num_threads(), **common(s)}
+
+
+def final_run(job: tuple[str, dict, int]) -> dict | None:
+    """Train the recipe (or load the ladder's identical run), then score the test set once."""
+    recipe, s, seed = job
+    path = model_path(s, seed, len(_DATA["train"][0]))
+    if past_deadline() and not path.exists():
+        return None
+    if path.exists():
+        saved = torch.load(path, weights_only=True, map_location=_DATA["device"])
+        model = lh.LeNet5().to(_DATA["device"])
+        model.load_state_dict(saved["model"])
+        figures = {k: saved[k] for k in ("val_accuracy", "train_seconds")}
+        source = "weights of the ablation's run"
+        if lh.evaluate(model, *_DATA["val"])[1] != figures["val_accuracy"]:
+            raise RuntimeError(f"{path} does not score its recorded validation accuracy; delete it.")
+    else:
+        model, figures = train(s, seed)
+        source = "trained here"
+    _, test_accuracy = lh.evaluate(model, *_DATA["test"])
+    return {"recipe": recipe, "augment": s["augment"], "epochs": s["epochs"], "seed": seed,
+            "val_accuracy": figures["val_accuracy"], "test_accuracy": test_accuracy,
+            "seconds": figures["train_seconds"], "source": source,
+            "train_images": len(_DATA["train"][0]), "test_images": len(_DATA["test"][0]), **common(s)}
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(path: Path, row: dict, columns: list[str]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def write_summary(runs_csv: Path, out_csv: Path) -> None:
+    """One row per step (in ladder order) from every run in runs_csv."""
+    rows = read_rows(runs_csv)
+    summary = []
+    for step in STEPS:
+        mine = [r for r in rows if r["step"] == step]
+        if not mine:
+            continue
+        acc = [float(r["val_accuracy"]) for r in mine]
+        summary.append({
+            "step": step, "label": LABELS[step], "val_accuracy_mean": statistics.mean(acc),
+            "val_accuracy_min": min(acc), "val_accuracy_max": max(acc),
+            "best_val_accuracy_mean": statistics.mean(float(r["best_val_accuracy"]) for r in mine),
+            "seeds": " ".join(sorted((r["seed"] for r in mine), key=int)), "runs": len(mine),
+            "diverged": sum(r["diverged"] == "True" for r in mine), "epochs": mine[0]["epochs"],
+            "augment": mine[0]["augment"],
+            "seconds_mean": statistics.mean(float(r["train_seconds"]) for r in mine),
+            "settings": mine[0]["settings"], "note": NOTES[step],
+            "train_images": 60_000 - lh.VALIDATION_SIZE, "val_images": lh.VALIDATION_SIZE,
+            "device": mine[0]["device"], "torch": mine[0]["torch"],
+            "date": max(r["date"] for r in mine)[:10]})
+    with open(out_csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=STEP_COLUMNS)
+        writer.writeheader()
+        for row in summary:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
+    if "-" in text:
+        low, high = text.split("-")
+        return list(range(int(low), int(high) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default=",".join(LADDER),
+                        help=f"comma-separated; run seed by seed, in this order: {', '.join(STEPS)}")
+    parser.add_argument("--seeds", default=None, help="'0-2' or '0,3,7' (default 0-2; --final 0-4)")
+    parser.add_argument("--workers", type=int, default=2, help="runs side by side (processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for the CSVs")
+    parser.add_argument("--device", default="cpu", choices=lh.DEVICES)
+    parser.add_argument("--final", action="store_true", help="score a recipe on the test set")
+    parser.add_argument("--recipe", default="default", choices=FINAL_RECIPES, help="with --final")
+    parser.add_argument("--augment", action="store_true", help="with --final")
+    parser.add_argument("--epochs", type=int, default=None, help="with --final (12; 15 with --augment)")
+    parser.add_argument("--deadline", default=None,
+                        help="UTC time HH:MM after which no new run starts (the rest are skipped)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lh.prepare_mnist(verbose=False)
+    seeds = parse_seeds(args.seeds or ("0-4" if args.final else "0-2"))
+    if args.final:
+        s = dict(STEPS[FINAL_RECIPES[args.recipe]], augment=args.augment)
+        s["epochs"] = args.epochs or (15 if args.augment else 12)
+        csv_path = out / "final_test.csv"
+        done = {(r["recipe"], r["settings"], int(r["seed"])) for r in read_rows(csv_path)}
+        jobs = [(args.recipe, s, seed) for seed in seeds
+                if (args.recipe, describe(s), seed) not in done]
+        work, columns = final_run, FINAL_COLUMNS
+    else:
+        steps = args.steps.split(",")
+        unknown = [st for st in steps if st not in STEPS]
+        if unknown:
+            parser.error(f"unknown steps {unknown}; use some of {', '.join(STEPS)}")
+        csv_path = out / "ablation_runs.csv"
+        done = {(r["step"], r["settings"], int(r["seed"])) for r in read_rows(csv_path)}
+        jobs = [(st, seed) for seed in seeds for st in steps  # seed by seed: a stopped benchmark
+                if (st, describe(STEPS[st]), seed) not in done]  # has every step at as many seeds
+        work, columns = ladder_run, RUN_COLUMNS
+    print(f"{len(jobs)} runs ({len(done)} already in {csv_path}), {args.workers} workers x "
+          f"{args.threads} threads, torch {torch.__version__}", flush=True)
+    if not jobs:
+        return
+    setup = (args.threads, args.final, deadline_from(args.deadline), args.device)
+    pool = mp.get_context("spawn").Pool(min(args.workers, len(jobs)), initializer=init_worker,
+                                        initargs=setup)
+    for row in pool.imap_unordered(work, jobs):
+        if row is None:
+            print(f"{time.strftime('%H:%M:%S')} skipped a run: past the deadline {args.deadline} UTC")
+            continue
+        append_row(csv_path, row, columns)
+        if not args.final:
+            write_summary(csv_path, out / "ablation.csv")
+        name = row.get("step") or row["recipe"]
+        figure = (f"test {row['test_accuracy']:.2%}  val {row['val_accuracy']:.2%}" if args.final else
+                  f"val {row['val_accuracy']:.2%} (best {row['best_val_accuracy']:.2%})")
+        seconds = row.get("train_seconds", row.get("seconds"))
+        print(f"{time.strftime('%H:%M:%S')} {name:28s} seed {row['seed']}: {figure}  {seconds:.0f} s",
+              flush=True)
+    pool.close()  # let the workers exit on their own
+    pool.join()
+
+
+if __name__ == "__main__":
+    main()
