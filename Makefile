@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.installed-stamp
 SERIES := $(PY) -m lenet5_series
 on      = $(filter 1 yes true True,$(1))  # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off
 
-.PHONY: help setup data run test unit lint notebooks bench sweep clean
+.PHONY: help setup data run test unit lint notebooks bench sweep site handout chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,7 +37,7 @@ data: setup  ## make the four MNIST files exist, verified, in data/ (or $LENET5_
 run: data  ## run the series into runs/<time>/ (QUICK=1, HTML=1, PARAMS="-p epochs 3")
 	$(SERIES) run $(if $(call on,$(QUICK)),--quick) $(if $(call on,$(HTML)),--html) $(PARAMS)
 
-test: lint data  ## lint, then unit tests, papermill runs and nbval over the stored notebooks
+test: lint data chromium  ## lint, then unit tests, papermill runs, browser tests and nbval over the stored notebooks
 	$(PY) -m pytest
 
 unit: setup  ## the fast tests only: no real MNIST, no training runs (about a minute)
@@ -54,6 +54,24 @@ bench: data  ## benchmark: reference pipeline vs our training path, time to 99 %
 
 sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3" [JOBS=2]
 	$(SERIES) sweep $(GRID) $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
+
+site: setup  ## build the website of the stored notebooks into build/site/ (nothing is executed)
+	$(PY) -m publish site
+
+handout: setup  ## notebooks without outputs or solutions into build/handout/, solutions.md for the teacher
+	$(PY) -m publish handout
+
+# The browser tests drive Debian's chromium (a browser download at install time is not possible).
+chromium:  ## install Chromium for the browser tests if it is missing (apt-get, as root)
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$LENET5_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Chromium for the browser tests (apt-get install chromium) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "Chromium is missing, so the browser tests will be skipped. Install it with"; \
+	  echo "  sudo apt-get install chromium   (Debian, Ubuntu)"; \
+	  echo "or point LENET5_CHROMIUM to a Chromium or Chrome binary."; \
+	fi
 
 clean:  ## remove the environment, caches and build output (keeps data/ and runs/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build

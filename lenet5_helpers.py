@@ -4,6 +4,7 @@ Each function here is written out in a notebook first, or its docstring names th
 that teaches its idea; the notebooks then call it as `lh.<name>`. Sections:
 1. constants (01)   2. data (01, 03)   3. model (02)   4. shapes (02)   5. device (03)
 6. training (03)   7. evaluation (03, 04)   8. plots (01, 03, 04)   9. parameters (every notebook)
+10. drawing a digit (06)
 
 What no notebook teaches lives in the package lenet5_series: getting MNIST safely (mnist.py), run
 folders and checkpoints (runs.py), running the series with papermill (runner.py). The few of its
@@ -600,3 +601,78 @@ def checked_params(**params: Any) -> dict:
         config = run_config(**settings, train_size=p.get("train_subset") or 60_000)
         runs.checkpoint_to_continue(p.get("run_dir"), config, bool(p.get("resume")))
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# 10. Drawing a digit (notebook 06): strokes -> an MNIST-style digit -> LeNet-5's input
+# --------------------------------------------------------------------------------------------
+
+CANVAS_SIZE = 280  # the drawing canvas, in pixels: ten times MNIST's 28
+PEN_WIDTH = 28     # the pen, in canvas pixels: a digit drawn ~200 pixels tall gets MNIST's stroke width
+
+
+def strokes_to_image(strokes: list[list[tuple[float, float]]], size: int = CANVAS_SIZE,
+                     pen: int = PEN_WIDTH) -> torch.Tensor:
+    """Draw strokes (each a list of (x, y) canvas points) as white ink on black: (size, size) uint8.
+
+    Notebook 06, section 1. The ink is black and white only, as the NIST forms that MNIST came from;
+    grey levels appear later, when the digit is scaled down.
+    """
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    r = pen / 2
+    for stroke in strokes:
+        points = [(float(x), float(y)) for x, y in stroke]
+        if len(points) > 1:
+            draw.line(points, fill=255, width=pen, joint="curve")
+        for x, y in points[:1] + points[-1:]:  # round ends; a single click is a dot
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    return torch.from_numpy(np.array(image))
+
+
+def center_digit(image: torch.Tensor, box: int = 20, field: int = 28) -> torch.Tensor:
+    """MNIST's normalisation of a drawn digit: a (field, field) uint8 image (notebook 06, section 2).
+
+    As LeCun, Cortes and Burges describe it: the digit's bounding box is scaled to fit a box x box
+    square keeping its aspect ratio (the scaling smooths the edges into grey levels), then placed in
+    the field so that its centre of mass is at pixel (14, 14), where MNIST's digits have it. A
+    blank image stays blank.
+    """
+    rows = image.any(dim=1).nonzero().flatten()
+    cols = image.any(dim=0).nonzero().flatten()
+    if len(rows) == 0:
+        return torch.zeros(field, field, dtype=torch.uint8)
+    digit = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].float()
+    h, w = digit.shape
+    scale = box / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    small = transforms.functional.resize(digit[None], [new_h, new_w], antialias=True)[0]
+    small = small.clamp(0, 255)
+    mass = small / small.sum()
+    cy = (mass.sum(dim=1) * torch.arange(new_h)).sum().item()  # centre of mass, in pixels
+    cx = (mass.sum(dim=0) * torch.arange(new_w)).sum().item()
+    top = min(max(round(field / 2 - cy), 0), field - new_h)  # keep the whole digit inside
+    left = min(max(round(field / 2 - cx), 0), field - new_w)
+    out = torch.zeros(field, field, dtype=torch.uint8)
+    out[top:top + new_h, left:left + new_w] = small.round().to(torch.uint8)
+    return out
+
+
+def digit_to_input(digit: torch.Tensor) -> torch.Tensor:
+    """A 28x28 uint8 digit as LeNet-5's input (1, 1, 32, 32) in [-1, 1], exactly as to_tensors gives it.
+
+    Notebook 06, section 3 writes it out.
+    """
+    x = transforms.functional.resize(digit.reshape(1, 1, 28, 28), [32, 32], antialias=True)
+    return (x.float() / 255 - MEAN) / STD
+
+
+@torch.no_grad()
+def digit_probabilities(model: nn.Module, strokes: list[list[tuple[float, float]]],
+                        size: int = CANVAS_SIZE) -> torch.Tensor:
+    """LeNet-5's ten probabilities (softmax of its logits) for a digit drawn as strokes (notebook 06)."""
+    x = digit_to_input(center_digit(strokes_to_image(strokes, size)))
+    device = next(model.parameters()).device
+    return F.softmax(predict(model, x.to(device)).float(), dim=1)[0].cpu()

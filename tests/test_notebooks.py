@@ -153,3 +153,24 @@ def test_every_cell_can_be_run_twice(name, parameters, tmp_path):
 def test_notebook_04_cells_can_be_run_twice(short_run, tmp_path):
     run_every_cell_twice("04-results.ipynb", tmp_path / "04.ipynb", run_dir=str(short_run))
     assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
+
+
+def test_06_reads_the_digits_drawn_by_code_with_a_given_run(short_run, tmp_path):
+    nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", run_dir=str(short_run))
+    assert "read correctly:" in text_of(nb) and "There is no finished training run" not in text_of(nb)
+    # the canvas: a live widget, stored with a picture for viewers without a kernel
+    (canvas,) = nb.cells[-2].outputs
+    assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(canvas["data"])
+
+
+def test_06_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
+    nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb")
+    assert "There is no finished training run yet" in text_of(nb)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == lh.QUICK["epochs"]
+
+
+def test_notebook_06_cells_can_be_run_twice(short_run, tmp_path):
+    nb = run_every_cell_twice("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", run_dir=str(short_run))
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
