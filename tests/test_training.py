@@ -130,9 +130,9 @@ def test_check_diverged(accuracies, loss, message):
     history[-1]["train_loss"] = loss
     if message:
         with pytest.raises(lh.RunError, match=f"Training diverged in {message}.*try lr=0.075"):
-            lh.check_diverged(history, 0.15)
+            runs.check_diverged(history, 0.15)
     else:
-        lh.check_diverged(history, 0.15)
+        runs.check_diverged(history, 0.15)
 
 
 def square_images(n=64):
