@@ -217,7 +217,7 @@ def available_devices() -> list[str]:
 
 
 def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
-    """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once."""
+    """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once (03)."""
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not known; use one of {', '.join(DEVICES)}.")
     found = available_devices()
@@ -438,7 +438,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now}
+            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now,
+                   **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
             scored = ["train", "val"] if "val" in data else ["train", "test"]
             if "val" in data and epoch == config["epochs"]:
                 scored.append("test")  # the test set: once, for the final number
@@ -543,7 +544,8 @@ def plot_history(history: list[dict], fig: Any = None) -> Any:
     left.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy",
               ylim=(max(0.0, min(98.0, 100 * lowest) - 1), 100.5))
-    left.legend()
+    if history:
+        left.legend()
     right.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
