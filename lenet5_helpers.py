@@ -4,6 +4,7 @@ Each function here is written out in a notebook first, or its docstring names th
 that teaches its idea; the notebooks then call it as `lh.<name>`. Sections:
 1. constants (01)   2. data (01, 03)   3. model (02)   4. shapes (02)   5. device (03)
 6. training (03)   7. evaluation (03, 04)   8. plots (01, 03, 04)   9. parameters (every notebook)
+10. exercises: check_answer (every notebook)
 
 What no notebook teaches lives in the package lenet5_series: getting MNIST safely (mnist.py), run
 folders and checkpoints (runs.py), running the series with papermill (runner.py). The few of its
@@ -622,6 +623,7 @@ ANSWERS = {
              "torch.bincount(train_raw.targets) counts each digit; which count is smallest?"),
     "01-3": ("5b8aaddf6bc4adee", 2,
              "the std of x_train * 0.5 + 0.5 (32x32, in [0, 1]), not of the 28x28 bytes."),
+    "02-2": ("0f9550786e5bf710", 0, "each conv2 filter then has 3 x 5 x 5 weights, plus one bias."),
     "03-1": ("a93154f244bf25b7", 2, "a uniform guess gives the right digit 1/10; the loss is -ln of that."),
     "03-4": ("bec7ac8e53d50fb4", 0, "55,000 images in batches of 512; the last, smaller batch counts too."),
     "04-2": ("99a7b082aa429af4", 0, "0.95 % of 10,000 digits; an error rate is 1 - accuracy."),
