@@ -329,6 +329,7 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     A shift of up to `max_shift` pixels each way, then a turn of up to `max_rotate` degrees and a
     scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
     distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
+    Notebook 03, "Augmentation", writes it out as `distort`.
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]

@@ -83,6 +83,9 @@ def clean_stored(notebook: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":  # a progress-bar widget: frozen at 0 % in a stored notebook
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     nbformat.write(nb, str(notebook))
 
 
