@@ -56,10 +56,12 @@ def kernel_manager(env: dict[str, str]) -> type:
     return KernelWithEnv
 
 
-def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None) -> None:
-    """Run one notebook top to bottom with papermill (its folder as the working directory)."""
+def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> None:
+    """Run one notebook top to bottom with papermill, in `cwd` (default: the notebook's folder;
+    a modified copy elsewhere passes notebooks/, where its relative paths such as my-digit.png hold)."""
     papermill.execute_notebook(
-        str(notebook), str(out), parameters=parameters, cwd=str(notebook.parent),
+        str(notebook), str(out), parameters=parameters, cwd=str(cwd or notebook.parent),
         progress_bar=False, kernel_name="python3",
         kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}))
 

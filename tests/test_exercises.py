@@ -65,7 +65,7 @@ def execute(name: str, out: Path, extra: list, **parameters) -> nbformat.Noteboo
     nb.cells += extra
     path = out.with_name("with-extra-" + out.name)
     nbformat.write(nb, str(path))
-    runner.execute(path, out, parameters)
+    runner.execute(path, out, parameters, cwd=NOTEBOOKS)  # where the notebook's own files are
     return nbformat.read(str(out), as_version=4)
 
 
