@@ -62,10 +62,12 @@ def kernel_manager(env: dict[str, str]) -> type:
     return KernelWithEnv
 
 
-def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None) -> None:
-    """Run one notebook top to bottom with papermill (its folder as the working directory)."""
+def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> None:
+    """Run one notebook top to bottom with papermill, in `cwd` (default: the notebook's folder;
+    a modified copy elsewhere passes notebooks/, where its relative paths such as my-digit.png hold)."""
     papermill.execute_notebook(
-        str(notebook), str(out), parameters=parameters, cwd=str(notebook.parent),
+        str(notebook), str(out), parameters=parameters, cwd=str(cwd or notebook.parent),
         progress_bar=False, kernel_name="python3",
         kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}))
 
@@ -89,6 +91,9 @@ def clean_stored(notebook: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":  # a progress-bar widget: frozen at 0 % in a stored notebook
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     nbformat.write(nb, str(notebook))
 
 
@@ -126,15 +131,17 @@ def run_series(run_dir: Path | None = None, params: dict | None = None, html: bo
 
 
 def plot_sweep(rows: list[dict], path: Path) -> None:
-    """A bar per successful point: its test accuracy (drawn on a Figure of its own)."""
+    """A bar per successful point: its validation accuracy, where the runs have a validation split
+    (choices are made on it), else its test accuracy (drawn on a Figure of its own)."""
     from matplotlib.figure import Figure
 
     ok = [r for r in rows if r["status"] == "ok"]
+    key = "val_accuracy" if ok and all(r.get("val_accuracy") is not None for r in ok) else "test_accuracy"
     fig = Figure(figsize=(6, 0.4 * len(rows) + 1))
     ax = fig.subplots()
-    ax.barh([r["point"] for r in ok], [100 * r["test_accuracy"] for r in ok])
-    ax.set(xlabel="test accuracy (%)",
-           xlim=(min([90.0] + [100 * r["test_accuracy"] for r in ok]), 100))
+    ax.barh([r["point"] for r in ok], [100 * r[key] for r in ok])
+    ax.set(xlabel=f"{key.replace('_', ' ').replace('val ', 'validation ')} (%)",
+           xlim=(min([90.0] + [100 * r[key] for r in ok]), 100))
     fig.savefig(path, dpi=80, bbox_inches="tight")
 
 
@@ -198,8 +205,8 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
             execute(TRAINING_NOTEBOOK, run_dir / TRAINING_NOTEBOOK.name,
                     {**(params or {}), **point, "run_dir": str(run_dir.resolve())}, env)
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            row.update({k: metrics[k] for k in ("test_accuracy", "train_accuracy", "epochs",
-                                                "seconds_per_epoch")})
+            row.update({k: metrics.get(k) for k in ("val_accuracy", "test_accuracy", "train_accuracy",
+                                                    "epochs", "seconds_per_epoch")})
         except Exception as e:  # record the failure; the other points go on
             row.update(status="failed", error=str(e).strip().splitlines()[-1][:300])
         with lock:
@@ -218,7 +225,7 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(one, range(len(points)), points))
     columns = ["point", *grid, "status", "test_accuracy", "train_accuracy", "epochs",
-               "seconds_per_epoch", "error"]
+               "seconds_per_epoch", "error", "val_accuracy"]  # added columns go at the end
     with open(out_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()

@@ -134,7 +134,7 @@ def run_every_cell_twice(name: str, out, **parameters) -> nbformat.NotebookNode:
     nb.cells = cells
     doubled = out.with_name("doubled-" + name)
     nbformat.write(nb, str(doubled))
-    runner.execute(doubled, out, parameters)
+    runner.execute(doubled, out, parameters, cwd=NOTEBOOKS)  # where the notebook's own files are
     return nbformat.read(str(out), as_version=4)
 
 
