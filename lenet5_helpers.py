@@ -374,6 +374,74 @@ def print_layer_table(rows: list[dict]) -> None:
     print(f"{'total':8} {'':10} {'':>14} {total:>8,}")
 
 
+def _shape_label(shape: tuple[int, ...]) -> str:
+    """'6@28×28' for a stack of maps (channels, height, width), '84' for a vector."""
+    if len(shape) == 3:
+        return f"{shape[0]}@{shape[1]}×{shape[2]}"
+    return "×".join(str(s) for s in shape)
+
+
+def _layer_label(name: str, module: nn.Module) -> str:
+    """What a layer does, in a few words: 'conv1 5×5', 'max-pool 2×2', 'fc1'."""
+    if isinstance(module, nn.Conv2d):
+        return f"{name}\n{module.kernel_size[0]}×{module.kernel_size[1]} conv"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        return f"{name}\n{k}×{k} {'max' if isinstance(module, nn.MaxPool2d) else 'avg'}-pool"
+    if isinstance(module, nn.Linear):
+        return f"{name}\nlinear"
+    return f"{name}\n{type(module).__name__}"
+
+
+def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)) -> Any:
+    """A diagram of `model`: every tensor from the input to the output, with its shape.
+
+    The shapes come from layer_table (one zero batch through the model), so the picture cannot
+    drift from the code. Maps are drawn as stacks of squares sized by their height and width,
+    vectors as bars; between them, each layer's name, kind and parameter count. Taught in
+    notebook 02 ("A picture of the network").
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    modules = dict(model.named_modules())
+    rows = layer_table(model, input_shape)
+    tensors = [tuple(input_shape[1:])] + [r["output_shape"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.35 * len(tensors), 2.6), dpi=80)
+    x, gap, top = 0.0, 3.2, 0.0
+    for i, shape in enumerate(tensors):
+        maps = len(shape) == 3 and shape[1] * shape[2] > 1
+        if maps:
+            height, width = shape[1] / 10, shape[2] / 10
+            layers = min(shape[0], 6)
+        else:
+            height, width, layers = max(0.25, min(shape[0], 160) / 40), 0.18, 1
+        step = 0.12
+        for k in range(layers):
+            ax.add_patch(Rectangle((x + k * step, -height / 2 - k * step), width, height,
+                                   facecolor="#dbe8f5" if maps else "#f5e2c8", edgecolor="black",
+                                   linewidth=0.8))
+        right = x + (layers - 1) * step + width
+        bottom = -height / 2 - (layers - 1) * step
+        ax.text((x + right) / 2, bottom - 0.25, _shape_label(shape), ha="center", va="top", fontsize=9)
+        top = max(top, height / 2)
+        if i < len(rows):
+            row = rows[i]
+            label = _layer_label(row["layer"], modules[row["layer"]])
+            if row["params"]:
+                label += f"\n{row['params']:,} params"
+            ax.annotate("", xy=(right + gap - 0.15, 0), xytext=(right + 0.15, 0),
+                        arrowprops={"arrowstyle": "->", "color": "gray"})
+            ax.text(right + gap / 2, 0.2, label, ha="center", va="bottom", fontsize=8)
+        x = right + gap
+    ax.set_xlim(-0.3, x - gap + 0.3)
+    ax.set_ylim(-3.0, 2.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Device
 # --------------------------------------------------------------------------------------------
@@ -596,6 +664,18 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
     """counts[true, predicted], computed with one bincount."""
     flat = labels.cpu() * num_classes + preds.cpu()
     return torch.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float = BACKGROUND) -> torch.Tensor:
+    """Move every image dx whole pixels right and dy down (negative: left, up).
+
+    Pixels pushed out of the frame are lost; those coming in are `fill`, the background by
+    default. Notebook 04 ("Shifted digits") writes it out and tests both networks with it.
+    """
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (abs(dx), abs(dx), abs(dy), abs(dy)), value=fill)
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[..., top:top + h, left:left + w]
 
 
 # --------------------------------------------------------------------------------------------
