@@ -20,7 +20,7 @@ import lenet5_helpers as lh
 pytestmark = [needs_mnist, pytest.mark.slow]
 NOTEBOOKS = lh.NOTEBOOKS_DIR
 FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
-           "misclassified.png", "per_class_accuracy.png"]
+           "misclassified.png", "per_class_accuracy.png", "shift_accuracy.png"]
 
 
 def execute(name: str, out, **parameters) -> nbformat.NotebookNode:
