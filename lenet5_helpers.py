@@ -382,7 +382,7 @@ def _shape_label(shape: tuple[int, ...]) -> str:
 
 
 def _layer_label(name: str, module: nn.Module) -> str:
-    """What a layer does, in a few words: 'conv1 5×5', 'max-pool 2×2', 'fc1'."""
+    """A layer's name and what it does, on two lines: 'conv1' and '5×5 conv', 'pool' and '2×2 max-pool'."""
     if isinstance(module, nn.Conv2d):
         return f"{name}\n{module.kernel_size[0]}×{module.kernel_size[1]} conv"
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
@@ -398,8 +398,8 @@ def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)
 
     The shapes come from layer_table (one zero batch through the model), so the picture cannot
     drift from the code. Maps are drawn as stacks of squares sized by their height and width,
-    vectors as bars; between them, each layer's name, kind and parameter count. Taught in
-    notebook 02 ("A picture of the network").
+    vectors as bars; between them, each layer's name, kind and parameter count. Shown in
+    notebook 02 ("The network we are going to build"; "The picture, from the class we wrote").
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -408,15 +408,13 @@ def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)
     rows = layer_table(model, input_shape)
     tensors = [tuple(input_shape[1:])] + [r["output_shape"] for r in rows]
     fig, ax = plt.subplots(figsize=(1.35 * len(tensors), 2.6), dpi=80)
-    x, gap, top = 0.0, 3.2, 0.0
+    x, gap, step = 0.0, 3.2, 0.12  # where the next tensor starts, arrow length, stack offset
     for i, shape in enumerate(tensors):
-        maps = len(shape) == 3 and shape[1] * shape[2] > 1
-        if maps:
-            height, width = shape[1] / 10, shape[2] / 10
-            layers = min(shape[0], 6)
-        else:
+        maps = len(shape) == 3 and shape[1] * shape[2] > 1  # a stack of maps, else a vector
+        if maps:  # one square per channel (at most 6 drawn), 10 pixels per unit of length
+            height, width, layers = shape[1] / 10, shape[2] / 10, min(shape[0], 6)
+        else:  # one bar, 40 values per unit of length
             height, width, layers = max(0.25, min(shape[0], 160) / 40), 0.18, 1
-        step = 0.12
         for k in range(layers):
             ax.add_patch(Rectangle((x + k * step, -height / 2 - k * step), width, height,
                                    facecolor="#dbe8f5" if maps else "#f5e2c8", edgecolor="black",
@@ -424,7 +422,6 @@ def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)
         right = x + (layers - 1) * step + width
         bottom = -height / 2 - (layers - 1) * step
         ax.text((x + right) / 2, bottom - 0.25, _shape_label(shape), ha="center", va="top", fontsize=9)
-        top = max(top, height / 2)
         if i < len(rows):
             row = rows[i]
             label = _layer_label(row["layer"], modules[row["layer"]])
