@@ -200,6 +200,71 @@ def print_layer_table(rows: list[dict]) -> None:
     print(f"{'total':8} {'':10} {'':>14} {total:>8,}")
 
 
+def _shape_label(shape: tuple[int, ...]) -> str:
+    """'6@28×28' for a stack of maps (channels, height, width), '84' for a vector."""
+    if len(shape) == 3:
+        return f"{shape[0]}@{shape[1]}×{shape[2]}"
+    return "×".join(str(s) for s in shape)
+
+
+def _layer_label(name: str, module: nn.Module) -> str:
+    """A layer's name and what it does, on two lines: 'conv1' and '5×5 conv', 'pool' and '2×2 max-pool'."""
+    if isinstance(module, nn.Conv2d):
+        return f"{name}\n{module.kernel_size[0]}×{module.kernel_size[1]} conv"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        return f"{name}\n{k}×{k} {'max' if isinstance(module, nn.MaxPool2d) else 'avg'}-pool"
+    if isinstance(module, nn.Linear):
+        return f"{name}\nlinear"
+    return f"{name}\n{type(module).__name__}"
+
+
+def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)) -> Any:
+    """A diagram of `model`: every tensor from the input to the output, with its shape.
+
+    The shapes come from layer_table (one zero batch through the model), so the picture cannot
+    drift from the code. Maps are drawn as stacks of squares sized by their height and width,
+    vectors as bars; between them, each layer's name, kind and parameter count. Shown in
+    notebook 02 ("The network we are going to build"; "The picture, from the class we wrote").
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    modules = dict(model.named_modules())
+    rows = layer_table(model, input_shape)
+    tensors = [tuple(input_shape[1:])] + [r["output_shape"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.35 * len(tensors), 2.6), dpi=80)
+    x, gap, step = 0.0, 3.2, 0.12  # where the next tensor starts, arrow length, stack offset
+    for i, shape in enumerate(tensors):
+        maps = len(shape) == 3 and shape[1] * shape[2] > 1  # a stack of maps, else a vector
+        if maps:  # one square per channel (at most 6 drawn), 10 pixels per unit of length
+            height, width, layers = shape[1] / 10, shape[2] / 10, min(shape[0], 6)
+        else:  # one bar, 40 values per unit of length
+            height, width, layers = max(0.25, min(shape[0], 160) / 40), 0.18, 1
+        for k in range(layers):
+            ax.add_patch(Rectangle((x + k * step, -height / 2 - k * step), width, height,
+                                   facecolor="#dbe8f5" if maps else "#f5e2c8", edgecolor="black",
+                                   linewidth=0.8))
+        right = x + (layers - 1) * step + width
+        bottom = -height / 2 - (layers - 1) * step
+        ax.text((x + right) / 2, bottom - 0.25, _shape_label(shape), ha="center", va="top", fontsize=9)
+        if i < len(rows):
+            row = rows[i]
+            label = _layer_label(row["layer"], modules[row["layer"]])
+            if row["params"]:
+                label += f"\n{row['params']:,} params"
+            ax.annotate("", xy=(right + gap - 0.15, 0), xytext=(right + 0.15, 0),
+                        arrowprops={"arrowstyle": "->", "color": "gray"})
+            ax.text(right + gap / 2, 0.2, label, ha="center", va="bottom", fontsize=8)
+        x = right + gap
+    ax.set_xlim(-0.3, x - gap + 0.3)
+    ax.set_ylim(-3.0, 2.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Device
 # --------------------------------------------------------------------------------------------
