@@ -4,7 +4,7 @@ Each function here is written out in a notebook first, or its docstring names th
 that teaches its idea; the notebooks then call it as `lh.<name>`. Sections:
 1. constants (01)   2. data (01, 03)   3. model (02)   4. shapes (02)   5. device (03)
 6. training (03)   7. evaluation (03, 04)   8. plots (01, 03, 04)   9. parameters (every notebook)
-10. drawing a digit (06)
+10. drawing a digit (06)   11. exercises: check_answer (every notebook)
 
 What no notebook teaches lives in the package lenet5_series: getting MNIST safely (mnist.py), run
 folders and checkpoints (runs.py), running the series with papermill (runner.py). The few of its
@@ -13,9 +13,11 @@ names the notebooks call are imported here, so a notebook needs only `import len
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +82,27 @@ def to_tensors(dataset: torchvision.datasets.MNIST) -> tuple[torch.Tensor, torch
     return x, dataset.targets.clone()
 
 
-def mnist_tensors(data_dir: str | Path | None = None, device: str | torch.device = "cpu",
-                  train_subset: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{"train": (x, y), "test": (x, y)} on `device`; train_subset keeps the first N training images.
-
-    Notebook 03, "The data, as tensors on the device": notebook 01's fast path, moved to the device.
-    """
-    data = {}
-    for split, train in (("train", True), ("test", False)):
-        x, y = to_tensors(load_mnist(data_dir, train=train, transform=None))
-        if train and train_subset:
-            x, y = x[:train_subset], y[:train_subset]
-        data[split] = (x.to(device), y.to(device))
-    return data
-
-
 VALIDATION_SIZE = 5_000  # training images held out for choosing a recipe; never trained on
+
+
+def mnist_tensors(data_dir: str | Path | None = None, device: str | torch.device = "cpu",
+                  train_subset: int | None = None, validation: bool = True
+                  ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train", "val", "test"}: (images, labels) on `device` (notebook 03, "The data").
+
+    Notebook 01's fast path, moved to the device. "val" is the 5,000 training images that
+    split_validation holds out; "train" the other 55,000, of which train_subset keeps the first N.
+    validation=False gives {"train" (all 60,000), "test"}, as before the split.
+    """
+    x, y = to_tensors(load_mnist(data_dir, train=True, transform=None))
+    data = {}
+    if validation:
+        (x, y), data["val"] = split_validation(x, y)
+    if train_subset:
+        x, y = x[:train_subset], y[:train_subset]
+    data["train"] = (x, y)
+    data["test"] = to_tensors(load_mnist(data_dir, train=False, transform=None))
+    return {split: (x.to(device), y.to(device)) for split, (x, y) in data.items()}
 
 
 def split_validation(x: torch.Tensor, y: torch.Tensor, size: int = VALIDATION_SIZE
@@ -193,6 +200,71 @@ def print_layer_table(rows: list[dict]) -> None:
     print(f"{'total':8} {'':10} {'':>14} {total:>8,}")
 
 
+def _shape_label(shape: tuple[int, ...]) -> str:
+    """'6@28×28' for a stack of maps (channels, height, width), '84' for a vector."""
+    if len(shape) == 3:
+        return f"{shape[0]}@{shape[1]}×{shape[2]}"
+    return "×".join(str(s) for s in shape)
+
+
+def _layer_label(name: str, module: nn.Module) -> str:
+    """A layer's name and what it does, on two lines: 'conv1' and '5×5 conv', 'pool' and '2×2 max-pool'."""
+    if isinstance(module, nn.Conv2d):
+        return f"{name}\n{module.kernel_size[0]}×{module.kernel_size[1]} conv"
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        return f"{name}\n{k}×{k} {'max' if isinstance(module, nn.MaxPool2d) else 'avg'}-pool"
+    if isinstance(module, nn.Linear):
+        return f"{name}\nlinear"
+    return f"{name}\n{type(module).__name__}"
+
+
+def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)) -> Any:
+    """A diagram of `model`: every tensor from the input to the output, with its shape.
+
+    The shapes come from layer_table (one zero batch through the model), so the picture cannot
+    drift from the code. Maps are drawn as stacks of squares sized by their height and width,
+    vectors as bars; between them, each layer's name, kind and parameter count. Shown in
+    notebook 02 ("The network we are going to build"; "The picture, from the class we wrote").
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    modules = dict(model.named_modules())
+    rows = layer_table(model, input_shape)
+    tensors = [tuple(input_shape[1:])] + [r["output_shape"] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.35 * len(tensors), 2.6), dpi=80)
+    x, gap, step = 0.0, 3.2, 0.12  # where the next tensor starts, arrow length, stack offset
+    for i, shape in enumerate(tensors):
+        maps = len(shape) == 3 and shape[1] * shape[2] > 1  # a stack of maps, else a vector
+        if maps:  # one square per channel (at most 6 drawn), 10 pixels per unit of length
+            height, width, layers = shape[1] / 10, shape[2] / 10, min(shape[0], 6)
+        else:  # one bar, 40 values per unit of length
+            height, width, layers = max(0.25, min(shape[0], 160) / 40), 0.18, 1
+        for k in range(layers):
+            ax.add_patch(Rectangle((x + k * step, -height / 2 - k * step), width, height,
+                                   facecolor="#dbe8f5" if maps else "#f5e2c8", edgecolor="black",
+                                   linewidth=0.8))
+        right = x + (layers - 1) * step + width
+        bottom = -height / 2 - (layers - 1) * step
+        ax.text((x + right) / 2, bottom - 0.25, _shape_label(shape), ha="center", va="top", fontsize=9)
+        if i < len(rows):
+            row = rows[i]
+            label = _layer_label(row["layer"], modules[row["layer"]])
+            if row["params"]:
+                label += f"\n{row['params']:,} params"
+            ax.annotate("", xy=(right + gap - 0.15, 0), xytext=(right + 0.15, 0),
+                        arrowprops={"arrowstyle": "->", "color": "gray"})
+            ax.text(right + gap / 2, 0.2, label, ha="center", va="bottom", fontsize=8)
+        x = right + gap
+    ax.set_xlim(-0.3, x - gap + 0.3)
+    ax.set_ylim(-3.0, 2.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Device
 # --------------------------------------------------------------------------------------------
@@ -255,13 +327,16 @@ def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
 RECIPES = {
     # The reference post: plain SGD, lr 1e-3, batch 128, 500 epochs (99.40 % train, 98.63 % test).
     "reference": {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
-                  "schedule": "constant", "label_smoothing": 0.0, "batch_size": 128, "epochs": 500},
+                  "schedule": "constant", "cycle_momentum": False, "label_smoothing": 0.0,
+                  "batch_size": 128, "epochs": 500},
     # A modern recipe for the same network: Nesterov momentum, weight decay, a one-cycle learning
     # rate peaking at 0.15, label smoothing 0.1. Measured (README "Results"): 99.35 % test, mean of
     # ten seeds, 12 epochs. A peak of 0.2 scores the same but sometimes kills the network with
-    # augment=True; 0.1 without smoothing (the first prototype) gives 99.3 %.
+    # augment=True. cycle_momentum=True: the one-cycle schedule also moves the momentum, 0.95 ->
+    # 0.85 -> 0.95 against the learning rate, so "momentum" 0.9 is only used with cycle_momentum=False.
     "default": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                "schedule": "onecycle", "label_smoothing": 0.1, "batch_size": 128, "epochs": 12},
+                "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
+                "batch_size": 128, "epochs": 12},
 }
 RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful error
 
@@ -303,16 +378,34 @@ def steps_per_epoch(train_size: int, batch_size: int) -> int:
 def make_optimizer(model: nn.Module, cfg: dict, steps: int) -> tuple[Any, Any]:
     """SGD and its learning-rate schedule (stepped once per batch) for a recipe (03).
 
-    `steps` is steps_per_epoch(...): the one-cycle schedule spans all the run's steps.
+    `steps` is steps_per_epoch(...): the one-cycle schedule spans all the run's steps. Notebook 03,
+    "The default recipe, written out", builds the same two objects by hand.
     """
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
     if cfg["schedule"] == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps)
+            opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps,
+            cycle_momentum=cfg.get("cycle_momentum", True))
     else:
         sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     return opt, sched
+
+
+def schedule_per_step(cfg: dict, steps: int) -> dict[str, list[float]]:
+    """The learning rate and momentum of every step of a run with these settings (notebook 03).
+
+    A throwaway one-weight optimizer is built by make_optimizer and stepped through the whole run:
+    the same schedule objects fit uses, so its values are the run's (03 checks them against history.csv).
+    """
+    opt, sched = make_optimizer(nn.Linear(1, 1), cfg, steps)
+    values: dict[str, list[float]] = {"lr": [], "momentum": []}
+    for _ in range(cfg["epochs"] * steps):
+        values["lr"].append(opt.param_groups[0]["lr"])
+        values["momentum"].append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    return values
 
 
 def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 15.0,
@@ -322,7 +415,7 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     A shift of up to `max_shift` pixels each way, then a turn of up to `max_rotate` degrees and a
     scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
     distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
-    Notebook 03, "Augmentation", writes this function out.
+    Notebook 03, "Augmentation", writes it out as `distort`.
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
@@ -360,28 +453,13 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
             bar.update(1)
 
 
-def check_diverged(history: list[dict], lr: float) -> None:
-    """Stop a run whose network broke in its last epoch: a loss that is not a number, or a train
-    accuracy fallen below half its best after passing 50 % (a too large step can kill every ReLU,
-    and the network then predicts one class for ever). fit calls it after every epoch (notebook 03)."""
-    last = history[-1]
-    best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
-    if not math.isfinite(last["train_loss"]):
-        what = f"the train loss is {last['train_loss']}"
-    elif best >= 0.5 and last["train_accuracy"] < best / 2:
-        what = f"train accuracy fell from {best:.1%} to {last['train_accuracy']:.1%}"
-    else:
-        return
-    raise RunError(f"Training diverged in epoch {last['epoch']}: {what}. The learning rate is too "
-                   f"high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
-
-
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
                lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
-               train_size: int = 60_000, arch: str = "LeNet5") -> dict:
+               train_size: int = 60_000 - VALIDATION_SIZE, arch: str = "LeNet5",
+               val_size: int = VALIDATION_SIZE) -> dict:
     """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03)."""
     return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,
-                amp=amp, train_size=train_size, arch=arch)
+                amp=amp, train_size=train_size, arch=arch, val_size=val_size)
 
 
 def initialise(model: nn.Module, seed: int) -> nn.Module:
@@ -399,14 +477,17 @@ def initialise(model: nn.Module, seed: int) -> nn.Module:
 def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "default",
         epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
         augment: bool = False, seed: int = 0, resume: bool = False, amp: bool = False,
-        progress: bool = True) -> list[dict]:
-    """Train `model` on data["train"], evaluating on both splits after every epoch (notebook 03).
+        progress: bool = True, on_epoch: Callable[[list[dict]], Any] | None = None) -> list[dict]:
+    """Train `model` on data["train"], evaluating it after every epoch (notebook 03).
 
     The same loop as notebook 03's hand-written epoch, plus a progress bar, exact evaluation and the
     run folder: after each epoch it gets checkpoint.pt, history.csv and metrics.json (each written
-    atomically). A new run starts from the weights `seed` gives (initialise), so the seed recorded
-    is the seed used. resume=True continues from checkpoint.pt; a finished run with the same
-    settings is loaded instead of trained again, so re-running the cell is safe. Returns the history.
+    atomically). With a "val" split, train and val are scored after every epoch and the test set
+    once, after the last epoch (its columns stay empty before); without one, train and test after
+    every epoch. on_epoch(history) runs after each epoch (03 redraws its curves with it). A new run
+    starts from the weights `seed` gives (initialise), so the seed recorded is the seed used.
+    resume=True continues from checkpoint.pt; a finished run with the same settings is loaded
+    instead of trained again, so re-running the cell is safe. Returns the history.
     """
     from tqdm.auto import tqdm
 
@@ -418,7 +499,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
         raise ValueError(f"The model is on {model_device.type} but the data is on {device.type}; "
                          "move the model first: model = model.to(device).")
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
-                        type(model).__name__)
+                        type(model).__name__, len(data["val"][0]) if "val" in data else 0)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
     lock = runs.lock_run_dir(run_dir)
     try:
@@ -439,21 +520,27 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
         for epoch in range(first + 1, config["epochs"] + 1):
             bar.set_description(f"epoch {epoch}/{config['epochs']}")
             start = time.perf_counter()
-            lr_now = scheduler.get_last_lr()[0]
+            lr_now, momentum_now = (optimizer.param_groups[0][k] for k in ("lr", "momentum"))
             train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
                         generator, augment, amp, config["label_smoothing"], bar)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            train_loss, train_acc = evaluate(model, *data["train"])
-            test_loss, test_acc = evaluate(model, *data["test"])
-            history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                            "test_loss": test_loss, "test_accuracy": test_acc,
-                            "seconds": seconds, "lr": lr_now})
+            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now,
+                   **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
+            scored = ["train", "val"] if "val" in data else ["train", "test"]
+            if "val" in data and epoch == config["epochs"]:
+                scored.append("test")  # the test set: once, for the final number
+            for split in scored:
+                row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate(model, *data[split])
+            history.append(row)
             runs.save_run(run_dir, config, model, optimizer, scheduler, generator, history)
-            bar.write(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
-                      f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s")
-            check_diverged(history, config["lr"])
+            bar.write(f"epoch {epoch:3d}  " + "  ".join(
+                f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored)
+                + f"  {seconds:.1f}s")
+            runs.check_diverged(history, config["lr"])
+            if on_epoch is not None:
+                on_epoch(history)
         bar.close()
         return history
     finally:
@@ -517,19 +604,27 @@ def plot_digits(images: torch.Tensor, titles: list[str], columns: int = 8) -> An
     return fig
 
 
-def plot_history(history: list[dict]) -> Any:
-    """Loss and accuracy per epoch, train against test, with the two reference results (03, 04).
+def plot_history(history: list[dict], fig: Any = None) -> Any:
+    """Loss and accuracy per epoch for train, val and test, with the two reference results (03, 04).
 
-    The accuracy axis fits the run's own figures, so a run at 20 % is as visible as one at 99 %.
+    A split is drawn where the history has figures for it: a run with a validation split scored
+    the test set once, after its last epoch, so test is one point there. The accuracy axis fits the
+    run's own figures, so a run at 20 % is as visible as one at 99 %. Given `fig`, it is cleared and
+    drawn again (notebook 03 redraws one figure after every epoch).
     """
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
-    lowest = min(min(h["train_accuracy"], h["test_accuracy"]) for h in history)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for split in ("train", "test"):
-        left.plot(epochs, [h[f"{split}_loss"] for h in history], "o-", label=split)
-        right.plot(epochs, [100 * h[f"{split}_accuracy"] for h in history], "o-", label=split)
+    fig = fig or plt.figure(figsize=(10, 3.5))
+    fig.clear()
+    left, right = fig.subplots(1, 2)
+    lowest = 1.0
+    for split in ("train", "val", "test"):
+        rows = [h for h in history if h.get(f"{split}_accuracy") is not None]
+        if rows:
+            epochs = [h["epoch"] for h in rows]
+            left.plot(epochs, [h[f"{split}_loss"] for h in rows], "o-", label=split)
+            right.plot(epochs, [100 * h[f"{split}_accuracy"] for h in rows], "o-", label=split)
+            lowest = min([lowest] + [h[f"{split}_accuracy"] for h in rows])
     right.axhline(100 * REFERENCE_POST_TEST, color="gray", ls="--",
                   label="reference post's final result, after 500 epochs (98.63 %)")
     right.axhline(100 * LECUN_1998_TEST, color="black", ls=":",
@@ -537,7 +632,8 @@ def plot_history(history: list[dict]) -> Any:
     left.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy",
               ylim=(max(0.0, min(98.0, 100 * lowest) - 1), 100.5))
-    left.legend()
+    if history:
+        left.legend()
     right.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -579,7 +675,7 @@ def checked_params(**params: Any) -> dict:
         if p.get(name) is not None:
             p[name] = as_int(name, p[name], 1)
     if p.get("train_subset") is not None:
-        p["train_subset"] = as_int("train_subset", p["train_subset"], 1, 60_000)
+        p["train_subset"] = as_int("train_subset", p["train_subset"], 1, 60_000 - VALIDATION_SIZE)
     if p.get("lr") is not None:
         p["lr"] = as_float("lr", p["lr"])
     if "recipe" in p:
@@ -598,7 +694,7 @@ def checked_params(**params: Any) -> dict:
     if "recipe" in p:  # a training notebook: may this run use run_dir?
         settings = {k: p[k] for k in ("recipe", "epochs", "batch_size", "lr", "seed", "augment",
                                       "amp") if k in p}
-        config = run_config(**settings, train_size=p.get("train_subset") or 60_000)
+        config = run_config(**settings, train_size=p.get("train_subset") or 60_000 - VALIDATION_SIZE)
         runs.checkpoint_to_continue(p.get("run_dir"), config, bool(p.get("resume")))
     return p
 
@@ -676,3 +772,36 @@ def digit_probabilities(model: nn.Module, strokes: list[list[tuple[float, float]
     x = digit_to_input(center_digit(strokes_to_image(strokes, size)))
     device = next(model.parameters()).device
     return F.softmax(predict(model, x.to(device)).float(), dim=1)[0].cpu()
+
+
+# --------------------------------------------------------------------------------------------
+# 11. Exercises
+# --------------------------------------------------------------------------------------------
+
+# exercise: (the answer's fingerprint, decimals compared, a hint). The fingerprint is the start of
+# the sha256 of "<exercise>=<answer rounded>", so reading this file does not give the answer away.
+ANSWERS = {
+    "01-2": ("a053e3c88337d3d1", 0,
+             "torch.bincount(train_raw.targets) counts each digit; which count is smallest?"),
+    "01-3": ("5b8aaddf6bc4adee", 2,
+             "the std of x_train * 0.5 + 0.5 (32x32, in [0, 1]), not of the 28x28 bytes."),
+    "02-2": ("0f9550786e5bf710", 0, "each conv2 filter then has 3 x 5 x 5 weights, plus one bias."),
+    "03-1": ("a93154f244bf25b7", 2, "a uniform guess gives the right digit 1/10; the loss is -ln of that."),
+    "03-4": ("bec7ac8e53d50fb4", 0, "55,000 images in batches of 512; the last, smaller batch counts too."),
+    "04-2": ("99a7b082aa429af4", 0, "0.95 % of 10,000 digits; an error rate is 1 - accuracy."),
+}
+
+
+def check_answer(exercise: str, value: float) -> bool:
+    """Say whether `value` answers `exercise` ("01-2"), with a hint if not (every notebook's exercises).
+
+    The value is rounded to the decimals the exercise asks for and fingerprinted like the stored
+    answer: equal fingerprints mean the same rounded number, without the answer being written here.
+    """
+    if exercise not in ANSWERS:
+        raise ValueError(f"exercise={exercise!r} has no stored answer; those that do: {', '.join(ANSWERS)}.")
+    fingerprint, decimals, hint = ANSWERS[exercise]
+    text = f"{float(value):.{decimals}f}"
+    right = hashlib.sha256(f"{exercise}={text}".encode()).hexdigest()[:16] == fingerprint
+    print(f"{exercise}: {text} is right." if right else f"{exercise}: {text} is not it. Hint: {hint}")
+    return right

@@ -39,6 +39,8 @@ KERNEL_ENV = {"TQDM_DISABLE": "1"}
 SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
 TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
 MAX_JOBS = 8  # the default never runs more points at once: a training kernel peaks at about 1.3 GB
+# `make run` leaves these out: 05 starts several torchrun jobs, minutes more on a CPU (README)
+NOT_IN_SERIES = {"05-scaling-out.ipynb"}
 
 
 def series_notebooks() -> list[Path]:
@@ -60,10 +62,12 @@ def kernel_manager(env: dict[str, str]) -> type:
     return KernelWithEnv
 
 
-def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None) -> None:
-    """Run one notebook top to bottom with papermill (its folder as the working directory)."""
+def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> None:
+    """Run one notebook top to bottom with papermill, in `cwd` (default: the notebook's folder;
+    a modified copy elsewhere passes notebooks/, where its relative paths such as my-digit.png hold)."""
     papermill.execute_notebook(
-        str(notebook), str(out), parameters=parameters, cwd=str(notebook.parent),
+        str(notebook), str(out), parameters=parameters, cwd=str(cwd or notebook.parent),
         progress_bar=False, kernel_name="python3",
         kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}))
 
@@ -79,8 +83,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def clean_stored(notebook: Path) -> None:
     """Keep only what a reader needs in a stored notebook: no execution timestamps, no widget
     state, papermill's record of paths relative to the project; a stable diff after re-execution.
-    A live widget cannot be shown without its kernel: where its output also carries a picture,
-    the picture alone is stored."""
+    A live widget cannot be shown without its kernel: where its output also carries a picture (06's
+    canvas), the picture alone is stored; a widget with nothing else (a progress bar) is dropped."""
     nb = nbformat.read(str(notebook), as_version=4)
     nb.metadata.pop("widgets", None)
     record = nb.metadata.get("papermill", {})
@@ -96,6 +100,8 @@ def clean_stored(notebook: Path) -> None:
             data = output.get("data", {})
             if WIDGET_VIEW in data and "image/png" in data:  # a widget that carries a picture too
                 del data[WIDGET_VIEW]  # (06's canvas): stored, only the picture can be shown
+        if cell.cell_type == "code":  # a progress-bar widget: frozen at 0 % in a stored notebook
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nbformat.write(nb, str(notebook))
 
 
@@ -112,6 +118,8 @@ def run_series(run_dir: Path | None = None, params: dict | None = None, html: bo
         run_dir.mkdir(parents=True, exist_ok=True)
         params = dict(params or {}, run_dir=str(run_dir.resolve()))
     for nb in series_notebooks():
+        if nb.name in NOT_IN_SERIES and not in_place:
+            continue
         out = nb if in_place else run_dir / nb.name
         mine = {} if in_place else {k: v for k, v in params.items() if k in notebook_parameters(nb)}
         shown = " ".join(f"{k}={v}" for k, v in mine.items() if k != "run_dir")
@@ -131,15 +139,17 @@ def run_series(run_dir: Path | None = None, params: dict | None = None, html: bo
 
 
 def plot_sweep(rows: list[dict], path: Path) -> None:
-    """A bar per successful point: its test accuracy (drawn on a Figure of its own)."""
+    """A bar per successful point: its validation accuracy, where the runs have a validation split
+    (choices are made on it), else its test accuracy (drawn on a Figure of its own)."""
     from matplotlib.figure import Figure
 
     ok = [r for r in rows if r["status"] == "ok"]
+    key = "val_accuracy" if ok and all(r.get("val_accuracy") is not None for r in ok) else "test_accuracy"
     fig = Figure(figsize=(6, 0.4 * len(rows) + 1))
     ax = fig.subplots()
-    ax.barh([r["point"] for r in ok], [100 * r["test_accuracy"] for r in ok])
-    ax.set(xlabel="test accuracy (%)",
-           xlim=(min([90.0] + [100 * r["test_accuracy"] for r in ok]), 100))
+    ax.barh([r["point"] for r in ok], [100 * r[key] for r in ok])
+    ax.set(xlabel=f"{key.replace('_', ' ').replace('val ', 'validation ')} (%)",
+           xlim=(min([90.0] + [100 * r[key] for r in ok]), 100))
     fig.savefig(path, dpi=80, bbox_inches="tight")
 
 
@@ -203,8 +213,8 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
             execute(TRAINING_NOTEBOOK, run_dir / TRAINING_NOTEBOOK.name,
                     {**(params or {}), **point, "run_dir": str(run_dir.resolve())}, env)
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            row.update({k: metrics[k] for k in ("test_accuracy", "train_accuracy", "epochs",
-                                                "seconds_per_epoch")})
+            row.update({k: metrics.get(k) for k in ("val_accuracy", "test_accuracy", "train_accuracy",
+                                                    "epochs", "seconds_per_epoch")})
         except Exception as e:  # record the failure; the other points go on
             row.update(status="failed", error=str(e).strip().splitlines()[-1][:300])
         with lock:
@@ -223,7 +233,7 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(one, range(len(points)), points))
     columns = ["point", *grid, "status", "test_accuracy", "train_accuracy", "epochs",
-               "seconds_per_epoch", "error"]
+               "seconds_per_epoch", "error", "val_accuracy"]  # added columns go at the end
     with open(out_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import random
 import time
@@ -28,8 +29,10 @@ CHECKPOINT = "checkpoint.pt"
 FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
            "misclassified.png", "per_class_accuracy.png"]  # what notebook 04 saves in figures/
 
+# Added columns go at the end (never rename one). With a validation split the test columns are
+# empty until the last epoch: the test set is scored once.
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                   "seconds", "lr"]
+                   "seconds", "lr", "val_loss", "val_accuracy", "momentum"]
 
 
 class RunError(RuntimeError):
@@ -126,15 +129,22 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
 def metrics_from(config: dict, history: list[dict]) -> dict:
     """metrics.json's contents: the last epoch's exact metrics plus what produced them."""
     last = history[-1]
-    return {"test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
-            "test_loss": last["test_loss"], "train_loss": last["train_loss"],
+    return {"test_accuracy": last.get("test_accuracy"), "train_accuracy": last["train_accuracy"],
+            "test_loss": last.get("test_loss"), "train_loss": last["train_loss"],
             "epochs": last["epoch"], "epochs_planned": config["epochs"],
             "finished": last["epoch"] >= config["epochs"], "recipe": config["recipe"],
             "seed": config["seed"], "device": config["device"],
             "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
             "torch_version": torch.__version__, "lr": config["lr"],
             "batch_size": config["batch_size"], "augment": config["augment"],
-            "train_size": config["train_size"]}
+            "train_size": config["train_size"],
+            "world_size": config.get("world_size", 1),  # processes training together (notebook 05)
+            # added with the validation split (issue 11); None where a run has no validation split
+            "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+            "val_size": config.get("val_size"), "momentum": config.get("momentum"),
+            "cycle_momentum": config.get("cycle_momentum"),
+            "weight_decay": config.get("weight_decay"),
+            "label_smoothing": config.get("label_smoothing"), "schedule": config.get("schedule")}
 
 
 def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
@@ -152,6 +162,22 @@ def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, sche
     _atomic_save(lines.getvalue(), run_dir / "history.csv")
     _atomic_save(json.dumps(metrics_from(config, history), indent=2) + "\n",
                  run_dir / "metrics.json")
+
+
+def check_diverged(history: list[dict], lr: float) -> None:
+    """Stop a run whose network broke in its last epoch (lenet5_helpers.fit calls it after each):
+    a loss that is not a number, or a train accuracy fallen below half its best after passing 50 %
+    (a too large step can kill every ReLU, and the network then predicts one class for ever)."""
+    last = history[-1]
+    best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
+    if not math.isfinite(last["train_loss"]):
+        what = f"the train loss is {last['train_loss']}"
+    elif best >= 0.5 and last["train_accuracy"] < best / 2:
+        what = f"train accuracy fell from {best:.1%} to {last['train_accuracy']:.1%}"
+    else:
+        return
+    raise RunError(f"Training diverged in epoch {last['epoch']}: {what}. The learning rate is too "
+                   f"high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -223,7 +249,7 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
-    """history.csv as a list of dicts of numbers."""
+    """history.csv as a list of dicts of numbers; an empty cell (a split not scored) is None."""
     with open(Path(run_dir) / "history.csv") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+        return [{k: (int(v) if k == "epoch" else float(v) if v != "" else None)
+                 for k, v in row.items()} for row in csv.DictReader(f)]

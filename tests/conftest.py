@@ -97,7 +97,8 @@ def needs_mnist(test):
 
 @pytest.fixture(scope="session")
 def mnist_2000() -> dict:
-    """Real MNIST as tensors: the first 2,000 training images and the whole test set."""
+    """Real MNIST as tensors: the first 2,000 training images and the whole test set, without a
+    validation split (fit's path with one is tested in test_validation.py and by the notebooks)."""
     if not real_mnist_ready():
         pytest.skip("real MNIST not prepared: run `make data` first")
-    return lh.mnist_tensors(train_subset=2000)
+    return lh.mnist_tensors(train_subset=2000, validation=False)

@@ -100,7 +100,8 @@ def test_the_whole_series_in_quick_mode(tmp_path, capsys):
     assert runner.main(["run", "--quick", "--html", "--out", str(run_dir)]) == 0
     assert "Final test accuracy" in capsys.readouterr().out
     names = sorted(p.name for p in run_dir.glob("*.ipynb"))
-    assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")
+                           if p.name not in runner.NOT_IN_SERIES)
     assert sorted(p.name for p in run_dir.glob("*.html")) == [n[:-6] + ".html" for n in names]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_size"] == lh.QUICK["train_subset"] and metrics["test_accuracy"] >= 0.95
@@ -133,7 +134,7 @@ def run_every_cell_twice(name: str, out, **parameters) -> nbformat.NotebookNode:
     nb.cells = cells
     doubled = out.with_name("doubled-" + name)
     nbformat.write(nb, str(doubled))
-    runner.execute(doubled, out, parameters)
+    runner.execute(doubled, out, parameters, cwd=NOTEBOOKS)  # where the notebook's own files are
     return nbformat.read(str(out), as_version=4)
 
 

@@ -19,7 +19,7 @@ from lenet5_series.runs import RunError
     ("lr", 0, "lr=0 is not accepted: lr must be a number > 0"),
     ("lr", -0.1, "lr=-0.1 is not accepted"),
     ("lr", "fast", "lr='fast' is not accepted"),
-    ("train_subset", 0, "train_subset=0 is not accepted: train_subset must be an integer from 1 to 60,000"),
+    ("train_subset", 0, "train_subset=0 is not accepted: train_subset must be an integer from 1 to 55,000"),
     ("train_subset", 60_001, "train_subset=60001 is not accepted"),
     ("recipe", "adam", "recipe='adam' is not accepted: use one of 'reference', 'default'"),
     ("recipe", "seed", "recipe='seed' is not accepted: the reference post's recipe is now called "

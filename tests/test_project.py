@@ -44,11 +44,8 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_notebooks_are_numbered_in_sequence():
-    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
-    gaps = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-    # 05 (scaling out) is written on another branch: until it lands, it may be the one gap
-    assert gaps in ([], [5]), f"notebooks missing in the sequence: {gaps}"
-    assert len(numbers) == len(set(numbers)) and NOTEBOOKS[-1].name == "06-draw-a-digit.ipynb"
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
+    assert len(NOTEBOOKS) >= 5
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
