@@ -201,7 +201,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
                 runs.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
                 print(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
                       f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s", flush=True)
-            lh.check_diverged(history, config["lr"])  # the same history everywhere: all stop
+            runs.check_diverged(history, config["lr"])  # the same history everywhere: all stop
         return history
     finally:
         if lock is not None:
