@@ -146,11 +146,16 @@ def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) ->
                 + ("threads.share = lambda total, jobs: total  # the old way\n" if old else "")
                 + f"sys.exit(runner.main({args!r}))")
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True)
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        for line in proc.stdout:  # the sweep's own progress lines, as they come
+            lines.append(line)
+            print("      " + line.rstrip(), flush=True)
+        proc.wait()
         seconds = time.perf_counter() - start
-    print("\n".join("      " + line for line in done.stdout.splitlines()[:-1]))
-    if done.returncode:
-        raise RuntimeError(f"the sweep failed:\n{done.stdout}\n{done.stderr}")
+    if proc.returncode:
+        raise RuntimeError("the sweep failed:\n" + "".join(lines[-20:]))
     return seconds
 
 
