@@ -1,7 +1,7 @@
 """Benchmark: trainings that share the CPU, the old way and with the thread budget. Prints its figures.
 
-    python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3] [--modes old,new,pinned]
-                                     [--sweep | --sweep-only] [--sweep-old]
+    python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3]
+                                     [--modes old,new,pinned,passive] [--sweep | --sweep-only] [--sweep-old]
                                      [--sweep-params "epochs 3 train_subset 10000"]
 
 Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
@@ -13,8 +13,7 @@ default recipe together (lh.train_epoch), and each one's epoch time is divided b
           sweep gives its kernels, or a teacher sets for each user
   pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
           and the helper finds its thread count by itself (no LENET5_THREADS)
-  passive (not run by default) as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep
-          instead of spinning
+  passive as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
 For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
 tries. Targets on a 2-core machine (mode new): 2 at once <= 2.5x a lone run each, 4 at once <= 5x.
 
@@ -184,7 +183,7 @@ def sweep_figures(sweep_params: str, old: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
-    parser.add_argument("--modes", default="old,new,pinned")
+    parser.add_argument("--modes", default="old,new,pinned,passive")
     parser.add_argument("--subset", type=int, default=10_000, help="training images per run")
     parser.add_argument("--repeats", type=int, default=3, help="tries of each setting")
     parser.add_argument("--sweep", action="store_true", help="also time the README's sweep example")
