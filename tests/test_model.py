@@ -85,8 +85,3 @@ def test_draw_network_follows_the_model_not_a_fixed_picture():
     texts = [t.get_text() for t in lh.draw_network(model, (1, 1, 16, 16)).axes[0].texts]
     assert [t for t in texts if t and "\n" not in t] == ["1@16×16", "4@16×16", "4@8×8", "256", "7"]
     assert "0\n3×3 conv\n40 params" in texts and "1\n2×2 avg-pool" in texts
-
-
-def test_a_shift_past_the_frame_leaves_only_background():
-    images = torch.ones(1, 1, 4, 4)
-    assert (lh.shift_images(images, 4, 0) == lh.BACKGROUND).all()
