@@ -241,8 +241,10 @@ def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end
 
 
 @needs_mnist
-def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(mnist_2000, tmp_path):
-    lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, progress=False)
+@needs_mnist
+def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(tmp_path):
+    data = lh.mnist_tensors(train_subset=2000)  # with the validation split, as the notebooks run
+    lh.fit(lh.LeNet5(), data, tmp_path, epochs=1, progress=False)
     same = dict(run_dir=tmp_path, recipe="default", epochs=1, batch_size=None, lr=None, seed=0,
                 augment=False, amp=False, train_subset=2000)
     assert lh.checked_params(**same, resume=False)["run_dir"] == tmp_path  # finished, same: loads
