@@ -1,15 +1,30 @@
 # LeNet-5 tutorial series. `make run` and `make test` are all a user needs; see README.md.
-PYTHON ?= python3
+# The Pythons this project supports, newest first: the range of requires-python in pyproject.toml
+# (a test checks). Set-up uses the newest pythonX.Y of these that runs (a pyenv shim for a version
+# that is not installed is on PATH but does not run), else python3, looked for only when needed;
+# `make setup PYTHON=/path/to/python` names one.
+PY_VERSIONS := 3.14 3.13 3.12 3.11
+FIND_PYTHON  = $(shell for v in $(PY_VERSIONS); do \
+                 python$$v -c "" >/dev/null 2>&1 && { echo python$$v; exit; }; done; echo python3)
+PYTHON ?= $(eval PYTHON := $(FIND_PYTHON))$(PYTHON)
+# What set-up says, before creating .venv, when $(PYTHON) is missing or not one of PY_VERSIONS.
+PY_HELP = this project needs Python $(lastword $(PY_VERSIONS)) to $(firstword $(PY_VERSIONS)). Install \
+  one (python.org; Ubuntu 22.04: sudo apt install python3.11-venv), then: make setup PYTHON=python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+SERIES := $(PY) -m lenet5_series
+on      = $(filter 1 yes true True,$(1))  # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off
 
-.PHONY: help setup data run test unit lint notebooks bench sweep clean
+.PHONY: help setup data run test unit lint notebooks bench sweep site handout chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
+	@v=$$($(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); \
+	case " $(PY_VERSIONS) " in *" $${v%.*} "*) ;; \
+	*) echo "make setup: $(PYTHON) is $${v:+Python }$${v:-missing or broken}; $(PY_HELP)" >&2; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -17,29 +32,48 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the pinned packages and the helper
 data: setup  ## make the four MNIST files exist, verified, in data/ (or $LENET5_DATA_DIR)
-	$(PY) -m lenet5_helpers prepare
+	$(SERIES) prepare
 
-run: data  ## run the series 01-04 into runs/<time>/ (QUICK=1, HTML=1, PARAMS="-p epochs 3")
-	$(PY) -m lenet5_helpers run $(if $(QUICK),--quick) $(if $(HTML),--html) $(PARAMS)
+run: data  ## run the series into runs/<time>/ (QUICK=1, HTML=1, PARAMS="-p epochs 3")
+	$(SERIES) run $(if $(call on,$(QUICK)),--quick) $(if $(call on,$(HTML)),--html) $(PARAMS)
 
-test: data  ## lint, then unit tests, papermill runs and nbval over the stored notebooks
-	$(PY) -m ruff check .
+test: lint data chromium  ## lint, then unit tests, papermill runs, browser tests and nbval over the stored notebooks
 	$(PY) -m pytest
 
-unit: setup  ## the fast tests only (no notebooks)
+unit: setup  ## the fast tests only: no real MNIST, no training runs (about a minute)
 	$(PY) -m pytest tests -m "not slow"
 
-lint: setup  ## ruff over the helper, tests and notebooks
+lint: setup  ## ruff over the helper, the package, tests and notebooks
 	$(PY) -m ruff check .
 
 notebooks: data  ## re-execute the stored notebooks in place, in order, so their outputs are fresh
-	$(PY) -m lenet5_helpers run --in-place
+	$(SERIES) run --in-place
 
 bench: data  ## benchmark: reference pipeline vs our training path, time to 99 %
 	$(PY) benchmarks/speed.py
 
-sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3"
-	$(PY) -m lenet5_helpers sweep $(GRID) $(PARAMS)
+sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3" [JOBS=2]
+	$(SERIES) sweep $(GRID) $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
-clean:  ## remove the environment and caches (keeps data/ and runs/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info __pycache__ tests/__pycache__
+site: setup  ## build the website of the stored notebooks into build/site/ (nothing is executed)
+	$(PY) -m lenet5_series.publish site
+
+handout: setup  ## notebooks without outputs or solutions into build/handout/, solutions.md for the teacher
+	$(PY) -m lenet5_series.publish handout
+
+# The browser tests drive Debian's chromium (a browser download at install time is not possible).
+chromium:  ## install Chromium for the browser tests if it is missing (apt-get, as root)
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$LENET5_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Chromium for the browser tests (apt-get install chromium) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "Chromium is missing, so the browser tests will be skipped. Install it with"; \
+	  echo "  sudo apt-get install chromium   (Debian, Ubuntu)"; \
+	  echo "or point LENET5_CHROMIUM to a Chromium or Chrome binary."; \
+	fi
+
+clean:  ## remove the environment, caches and build output (keeps data/ and runs/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

@@ -186,14 +186,14 @@ def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
 
 def common(s: dict) -> dict:
     return {"settings": describe(s), "device": _DATA["device"].type, "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def deadline_from(text: str | None) -> float | None:
     """--deadline HH:MM (UTC) as a timestamp: its next occurrence from now."""
     if not text:
         return None
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     hour, minute = map(int, text.split(":"))
     when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     return (when if when > now else when + datetime.timedelta(days=1)).timestamp()

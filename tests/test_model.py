@@ -68,3 +68,25 @@ def test_an_absent_device_is_an_error_at_once():
 def test_an_unknown_device_is_an_error():
     with pytest.raises(ValueError, match="device='gpu'.*auto, cpu, cuda, mps"):
         lh.pick_device("gpu")
+
+
+def test_draw_network_writes_every_tensor_shape_of_the_model():
+    fig = lh.draw_network(lh.LeNet5())
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    shapes = [t for t in texts if t and "\n" not in t]
+    assert shapes == ["1@32×32", "6@28×28", "6@14×14", "16@10×10", "16@5×5", "120@1×1", "84", "10"]
+    assert "conv1\n5×5 conv\n156 params" in texts and "pool\n2×2 max-pool" in texts
+    assert "fc2\nlinear\n850 params" in texts
+
+
+def test_draw_network_follows_the_model_not_a_fixed_picture():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.AvgPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 7))
+    texts = [t.get_text() for t in lh.draw_network(model, (1, 1, 16, 16)).axes[0].texts]
+    assert [t for t in texts if t and "\n" not in t] == ["1@16×16", "4@16×16", "4@8×8", "256", "7"]
+    assert "0\n3×3 conv\n40 params" in texts and "1\n2×2 avg-pool" in texts
+
+
+def test_a_shift_past_the_frame_leaves_only_background():
+    images = torch.ones(1, 1, 4, 4)
+    assert (lh.shift_images(images, 4, 0) == lh.BACKGROUND).all()

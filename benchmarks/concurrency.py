@@ -1,0 +1,210 @@
+"""Benchmark: trainings that share the CPU, the old way and with the thread budget. Prints its figures.
+
+    python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3]
+                                     [--modes old,new,pinned,passive] [--sweep | --sweep-only] [--sweep-old]
+                                     [--sweep-params "epochs 3 train_subset 10000"]
+
+Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
+training images and warms up on a few batches; when all are ready they train one epoch of the
+default recipe together (lh.train_epoch), and each one's epoch time is divided by a lone run's
+(the median of the lone runs of the mode `new`). Modes:
+  old     every process takes every core (LENET5_THREADS = the cores): what torch does by itself
+  new     each gets its share (LENET5_THREADS = OMP_NUM_THREADS = cores // k, at least 1): what a
+          sweep gives its kernels, or a teacher sets for each user
+  pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
+          and the helper finds its thread count by itself (no LENET5_THREADS)
+  passive as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
+For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
+tries. Targets on a 2-core machine (mode new): 2 at once <= 2.5x a lone run each, 4 at once <= 5x.
+
+Part 2 (--sweep): the README's sweep example (-g recipe default,reference -g lr 0.05,0.1 and
+--sweep-params) through `python -m lenet5_series sweep`: 2 workers (each with its share) against
+its points one after another (--jobs 1); with --sweep-old also 2 workers that each take every core
+(the old way). Target: 2 workers faster than one after another.
+
+The figures depend on what else the machine runs: each section prints the load average (`uptime`)
+before and after; compare figures taken at a quiet moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARM_UP_BATCHES = 10
+
+
+def worker(subset: int) -> None:
+    """One training process: load, warm up, say "ready", wait for "go", train one epoch, print JSON."""
+    import torch
+
+    import lenet5_helpers as lh
+
+    device = lh.pick_device("cpu", verbose=False)  # sets the thread budget, as in the notebooks
+    x, y = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device, subset)["train"]
+    lh.seed_everything(0)
+    model = lh.LeNet5()
+    cfg = lh.resolve_recipe("default", epochs=1)
+    steps = lh.steps_per_epoch(len(x), cfg["batch_size"])
+    optimizer, scheduler = lh.make_optimizer(model, cfg, steps + WARM_UP_BATCHES)
+    generator = torch.Generator().manual_seed(0)
+    warm = WARM_UP_BATCHES * cfg["batch_size"]
+    lh.train_epoch(model, x[:warm], y[:warm], optimizer, scheduler, cfg["batch_size"], generator)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.perf_counter()
+    lh.train_epoch(model, x, y, optimizer, scheduler, cfg["batch_size"], generator,
+                   label_smoothing=cfg["label_smoothing"])
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads()}), flush=True)
+
+
+def cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        list(range(os.cpu_count() or 1))
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def trial(k: int, mode: str, subset: int) -> list[dict]:
+    """k workers at once in `mode`; each one's {"seconds", "threads"}."""
+    all_cores = cores()
+    each = max(1, len(all_cores) // k)
+    procs = []
+    for i in range(k):
+        env = dict(os.environ)
+        env.pop("LENET5_THREADS", None)
+        env.pop("OMP_NUM_THREADS", None)
+        env.pop("OMP_WAIT_POLICY", None)
+        pin = None
+        if mode in ("old", "passive"):
+            env["LENET5_THREADS"] = str(len(all_cores))
+            if mode == "passive":
+                env["OMP_WAIT_POLICY"] = "PASSIVE"
+        elif mode == "new":
+            env["LENET5_THREADS"] = env["OMP_NUM_THREADS"] = str(each)
+        else:  # pinned: this worker's own slice of the cores; the helper counts them
+            start = (i * each) % len(all_cores)
+            pin = set(all_cores[start:start + each])
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(subset)], cwd=ROOT, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            preexec_fn=(lambda pin=pin: os.sched_setaffinity(0, pin)) if pin else None))
+    for p in procs:
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"a worker failed before training: {line}{p.communicate()[0]}")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError("a worker failed")
+    return results
+
+
+def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int) -> dict:
+    print(f"Part 1: one epoch of {subset:,} images, k runs at once, {len(cores())} cores; {load()}")
+    times: dict[tuple[str, int], list[list[dict]]] = {(mode, k): [] for k in runs for mode in modes}
+    for attempt in range(1, repeats + 1):  # interleaved, so a change in the load hits every setting
+        for mode, k in times:
+            times[(mode, k)].append(trial(k, mode, subset))
+            print(f"    try {attempt}, {k} at once, {mode:7}: "
+                  + ", ".join(f"{r['seconds']:.2f} s ({r['threads']} thr.)" for r in times[(mode, k)][-1])
+                  + f"; {load()}", flush=True)
+    lone = statistics.median(r[0]["seconds"] for r in times[("new", 1)]) if ("new", 1) in times else \
+        statistics.median(r[0]["seconds"] for r in times[(modes[0], 1)])
+    print(f"lone run: {lone:.2f} s per epoch (median of {repeats}); now {load()}")
+    figures = {"lone_seconds": lone, "subset": subset, "cores": len(cores()), "rows": []}
+    for (mode, k), tries in times.items():
+        worst = [max(r["seconds"] for r in t) / lone for t in tries]
+        threads = sorted({r["threads"] for t in tries for r in t})
+        print(f"  {k} at once, {mode:6}: {'/'.join(map(str, threads))} thread(s) each; worst run "
+              f"{statistics.median(worst):5.2f}x a lone run (tries: "
+              f"{', '.join(f'{w:.2f}' for w in worst)})")
+        figures["rows"].append({"mode": mode, "runs": k, "threads": threads, "worst_ratios": worst,
+                                "seconds": [[r["seconds"] for r in t] for t in tries]})
+    return figures
+
+
+def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) -> float:
+    """Seconds of `python -m lenet5_series sweep` (old: each kernel takes every core)."""
+    with tempfile.TemporaryDirectory() as out:
+        args = ["sweep", *grid, *params, "--jobs", str(jobs), "--out", out]
+        code = ("import sys\nfrom lenet5_series import runner, threads\n"
+                + ("threads.share = lambda total, jobs: total  # the old way\n" if old else "")
+                + f"sys.exit(runner.main({args!r}))")
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        for line in proc.stdout:  # the sweep's own progress lines, as they come
+            lines.append(line)
+            print("      " + line.rstrip(), flush=True)
+        proc.wait()
+        seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError("the sweep failed:\n" + "".join(lines[-20:]))
+    return seconds
+
+
+def sweep_figures(sweep_params: str, old: bool) -> dict:
+    grid = ["-g", "recipe", "default,reference", "-g", "lr", "0.05,0.1"]
+    words = sweep_params.split()
+    params = [x for name, value in zip(words[::2], words[1::2], strict=True) for x in ("-p", name, value)]
+    print(f"\nPart 2: make sweep GRID=\"{' '.join(grid)}\" PARAMS=\"{' '.join(params)}\"; {load()}")
+    figures = {"params": sweep_params}
+    ways = [("one_after_another", 1, False, "points one after another (--jobs 1)"),
+            ("two_workers", 2, False, "2 workers, each its share")]
+    if old:
+        ways.append(("two_workers_old", 2, True, "2 workers, each taking every core (old)"))
+    for key, jobs, old_way, what in ways:
+        print(f"  {what}:", flush=True)
+        figures[key] = sweep_wall_time(grid, params, jobs, old_way)
+        print(f"  {what}: {figures[key]:.0f} s; now {load()}", flush=True)
+    print(f"  2 workers / one after another: {figures['two_workers'] / figures['one_after_another']:.2f} "
+          "(target < 1)")
+    if old:
+        ratio = figures["two_workers_old"] / figures["one_after_another"]
+        print(f"  2 workers the old way / one after another: {ratio:.2f}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
+    parser.add_argument("--modes", default="old,new,pinned,passive")
+    parser.add_argument("--subset", type=int, default=10_000, help="training images per run")
+    parser.add_argument("--repeats", type=int, default=3, help="tries of each setting")
+    parser.add_argument("--sweep", action="store_true", help="also time the README's sweep example")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
+    parser.add_argument("--sweep-old", action="store_true",
+                        help="also the sweep with 2 workers that each take every core (slow)")
+    parser.add_argument("--sweep-params", default="epochs 3",
+                        help='notebook parameters, "NAME VALUE ..." (e.g. "epochs 3 train_subset 10000")')
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        return worker(args.worker)
+    figures = {}
+    if not args.sweep_only:
+        runs = [int(k) for k in args.runs.split(",")]
+        figures["concurrent"] = concurrent_runs(sorted(set(runs) | {1}), args.modes.split(","),
+                                                args.subset, args.repeats)
+    if args.sweep or args.sweep_only:
+        figures["sweep"] = sweep_figures(args.sweep_params, args.sweep_old)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

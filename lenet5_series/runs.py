@@ -1,0 +1,255 @@
+"""Run folders: where a training run keeps its checkpoint, history and metrics, safely.
+
+Not taught in the notebooks (notebook 03 explains the contract in words). A run folder holds
+checkpoint.pt (key "model": the state_dict; loadable with torch.load(..., weights_only=True)),
+history.csv (one row per epoch), metrics.json (the last epoch's exact metrics and the settings),
+figures/*.png and the executed notebooks. Every file is written under a temporary name and renamed,
+so a killed run leaves its last complete epoch; a .lock file keeps two live runs out of one folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lenet5_series.paths import runs_dir, show_path, write_atomic
+
+CHECKPOINT = "checkpoint.pt"
+FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
+           "misclassified.png", "per_class_accuracy.png"]  # what notebook 04 saves in figures/
+
+# Added columns go at the end (never rename one). With a validation split the test columns are
+# empty until the last epoch: the test set is scored once.
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                   "seconds", "lr", "val_loss", "val_accuracy", "momentum"]
+
+
+class RunError(RuntimeError):
+    """A run folder or checkpoint cannot be used as asked."""
+
+
+def new_run_dir(base: str | Path | None = None) -> Path:
+    """Create and return a fresh runs/<date>-<time>[-n] folder; two runs at once get two folders."""
+    base = base or runs_dir()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = Path(base) / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"could not create a new run folder in {show_path(base)}")
+
+
+def latest_run(base: str | Path | None = None) -> Path | None:
+    """The run folder whose training finished last (by its metrics.json), or None."""
+    finished = [m for m in Path(base or runs_dir()).glob("*/metrics.json")
+                if json.loads(m.read_text()).get("finished")]
+    return max(finished, key=lambda m: m.stat().st_mtime).parent if finished else None
+
+
+def lock_run_dir(run_dir: Path) -> Path:
+    """Claim a run folder for this process; a second live run pointed at it is refused."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return lock
+        except FileExistsError:
+            text = lock.read_text().strip()
+            pid = int(text) if text.isdigit() else 0
+            if pid == os.getpid():  # this kernel was interrupted mid-run: the lock is ours
+                return lock
+            if not _process_alive(pid):
+                lock.unlink(missing_ok=True)  # left behind by a killed run: take it over
+                continue
+            raise RunError(f"{show_path(run_dir)} is in use by another training run (process "
+                           f"{pid}). Wait for it to finish or pass another run_dir.") from None
+    raise RunError(f"could not lock {show_path(run_dir)}")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """A checkpoint (torch.save) or a text file, written atomically."""
+    if path.suffix == ".pt":
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        write_atomic(path, buffer.getvalue())
+    else:
+        write_atomic(path, obj.encode())
+
+
+def _rng_states(generator: torch.Generator) -> dict:
+    np_state = np.random.get_state()
+    states = {"python": random.getstate(), "torch": torch.get_rng_state(),
+              "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+              "data": generator.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict, generator: torch.Generator) -> None:
+    random.setstate((states["python"][0], tuple(states["python"][1]), states["python"][2]))
+    torch.set_rng_state(states["torch"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    generator.set_state(states["data"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def metrics_from(config: dict, history: list[dict]) -> dict:
+    """metrics.json's contents: the last epoch's exact metrics plus what produced them."""
+    last = history[-1]
+    return {"test_accuracy": last.get("test_accuracy"), "train_accuracy": last["train_accuracy"],
+            "test_loss": last.get("test_loss"), "train_loss": last["train_loss"],
+            "epochs": last["epoch"], "epochs_planned": config["epochs"],
+            "finished": last["epoch"] >= config["epochs"], "recipe": config["recipe"],
+            "seed": config["seed"], "device": config["device"],
+            "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
+            "torch_version": torch.__version__, "lr": config["lr"],
+            "batch_size": config["batch_size"], "augment": config["augment"],
+            "train_size": config["train_size"],
+            "world_size": config.get("world_size", 1),  # processes training together (notebook 05)
+            # added with the validation split (issue 11); None where a run has no validation split
+            "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+            "val_size": config.get("val_size"), "momentum": config.get("momentum"),
+            "cycle_momentum": config.get("cycle_momentum"),
+            "weight_decay": config.get("weight_decay"),
+            "label_smoothing": config.get("label_smoothing"), "schedule": config.get("schedule")}
+
+
+def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
+             generator: torch.Generator, history: list[dict]) -> None:
+    """Write checkpoint.pt, history.csv and metrics.json for the last complete epoch."""
+    config = dict(config, device=generator.device.type)
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "epoch": history[-1]["epoch"],
+                  "history": history, "config": config, "rng": _rng_states(generator)}
+    _atomic_save(checkpoint, run_dir / CHECKPOINT)
+    lines = io.StringIO()
+    writer = csv.DictWriter(lines, HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    _atomic_save(lines.getvalue(), run_dir / "history.csv")
+    _atomic_save(json.dumps(metrics_from(config, history), indent=2) + "\n",
+                 run_dir / "metrics.json")
+
+
+def check_diverged(history: list[dict], lr: float) -> None:
+    """Stop a run whose network broke in its last epoch (lenet5_helpers.fit calls it after each):
+    a loss that is not a number, or a train accuracy fallen below half its best after passing 50 %
+    (a too large step can kill every ReLU, and the network then predicts one class for ever)."""
+    last = history[-1]
+    best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
+    if not math.isfinite(last["train_loss"]):
+        what = f"the train loss is {last['train_loss']}"
+    elif best >= 0.5 and last["train_accuracy"] < best / 2:
+        what = f"train accuracy fell from {best:.1%} to {last['train_accuracy']:.1%}"
+    else:
+        return
+    raise RunError(f"Training diverged in epoch {last['epoch']}: {what}. The learning rate is too "
+                   f"high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint safely (weights_only=True: tensors and plain values, never code)."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise RunError(f"{show_path(path)} cannot be read as a checkpoint ({type(e).__name__}): "
+                       "it is damaged or not from this series. Delete it, or pass another run_dir "
+                       "and train afresh.") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise RunError(f"{show_path(path)} is not a checkpoint of this series (no model/config).")
+    return ckpt
+
+
+def checkpoint_to_continue(run_dir: Path | None, config: dict, resume: bool) -> dict | None:
+    """The checkpoint in run_dir that this run continues or reloads; None for a new run; else RunError.
+
+    The one place that decides whether a run may use a folder: a folder holding another run (other
+    settings), or an unfinished run without resume=True, is refused rather than overwritten; a
+    finished run with the same settings may be loaded; resume=True needs a checkpoint.
+    """
+    path = run_dir / CHECKPOINT if run_dir is not None else None
+    if path is None or not path.exists():
+        if resume:
+            where = repr(show_path(run_dir)) if run_dir is not None else "None"
+            raise RunError(f"resume=True, but run_dir={where} holds no {CHECKPOINT}. Pass the "
+                           "run_dir of the run to continue, or resume=False to start a new run.")
+        return None
+    ckpt = load_checkpoint(path)
+    if ckpt["config"].get("arch") != config["arch"]:
+        raise RunError(f"{show_path(path)} holds a {ckpt['config'].get('arch')!r} model, not "
+                       f"{config['arch']!r}; pass another run_dir.")
+    saved = {k: v for k, v in ckpt["config"].items() if k != "device"}
+    differs = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    finished = ckpt["epoch"] >= saved["epochs"]
+    if differs or not (resume or finished):
+        what = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differs.items())
+        raise RunError(
+            f"{show_path(run_dir)} already holds another run (epoch {ckpt['epoch']} of "
+            f"{saved['epochs']}{'; ' + what if what else ''}). Refusing to overwrite it: "
+            + ("pass the same settings, or another run_dir." if resume else
+               "pass resume=True to continue it, or another run_dir."))
+    return ckpt
+
+
+def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: Any,
+                    scheduler: Any, generator: torch.Generator, resume: bool) -> list[dict]:
+    """Restore everything from run_dir/checkpoint.pt when allowed; return the history so far."""
+    ckpt = checkpoint_to_continue(run_dir, config, resume)
+    if ckpt is None:
+        return []
+    path = run_dir / CHECKPOINT
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise RunError(f"{show_path(path)} does not fit this model: {str(e)[:200]}") from e
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    _set_rng_states(ckpt["rng"], generator)
+    history = list(ckpt["history"])
+    if len(history) < config["epochs"]:
+        print(f"Resuming {show_path(run_dir)} after epoch {ckpt['epoch']} of {config['epochs']}")
+        save_run(run_dir, config, model, optimizer, scheduler, generator, history)  # files in step
+    return history
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """history.csv as a list of dicts of numbers; an empty cell (a split not scored) is None."""
+    with open(Path(run_dir) / "history.csv") as f:
+        return [{k: (int(v) if k == "epoch" else float(v) if v != "" else None)
+                 for k, v in row.items()} for row in csv.DictReader(f)]

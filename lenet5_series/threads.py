@@ -1,0 +1,119 @@
+"""How many CPU threads a run may use, so that runs sharing a machine do not fight over it.
+
+torch starts one compute thread per core of the machine. Two such processes on the same cores
+starve each other: their threads spin while they wait for one another at every operation (issue 15
+measured an epoch of 0.74 s alone and 31 s beside another such run). So a run takes only the cores
+it may really use:
+
+- the cores this process may run on (its CPU affinity: `taskset`, a batch scheduler, a container);
+- a CPU limit on its control group (cgroup), where there is one: a container's `--cpus`, a
+  JupyterHub spawner's `cpu_limit`, a systemd `CPUQuota`; 1.5 cores gives 1 thread;
+- and never more than torch would take by itself, so a lone run on a laptop is unchanged
+  (torch's own count already follows OMP_NUM_THREADS, which is therefore respected too).
+
+LENET5_THREADS=N overrides all of that (a sweep sets it for each of its kernels: its share).
+
+torch's second pool, of inter-op threads (for running whole operations side by side), is left as
+it is: nothing in the series uses it, its threads sleep while idle, and torch accepts a new size
+only once, before any such work, so a notebook cell run twice would fail.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+VARIABLE = "LENET5_THREADS"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def override(environ: Mapping[str, str] | None = None) -> int | None:
+    """The thread count LENET5_THREADS asks for; None when it is unset or empty."""
+    value = (os.environ if environ is None else environ).get(VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{VARIABLE}={value!r} is not accepted: it must be a whole number of threads "
+                         f">= 1, e.g. {VARIABLE}=2, or unset to use the cores this process may use.")
+    return int(value)
+
+
+def affinity_cores() -> int:
+    """How many cores this process may run on (all of them where the system cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def own_cgroups(proc_file: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
+    """This process's cgroup paths: {"": path} for cgroup v2, {"cpu": path} for v1's cpu controller."""
+    found = {}
+    try:
+        lines = proc_file.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split(":", 2)  # "0::/user.slice/..." (v2) or "4:cpu,cpuacct:/docker/..." (v1)
+        if len(parts) == 3 and (parts[1] == "" or "cpu" in parts[1].split(",")):
+            found["" if parts[1] == "" else "cpu"] = parts[2]
+    return found
+
+
+def quota_in(folder: Path) -> float | None:
+    """Cores allowed by the CPU quota written in one cgroup folder (v2 or v1); None for no limit."""
+    try:
+        if (folder / "cpu.max").exists():  # v2: "max 100000" or "150000 100000"
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+        else:  # v1: -1 means no limit
+            quota = (folder / "cpu.cfs_quota_us").read_text().strip()
+            period = (folder / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def cgroup_cores(root: Path | None = None, own: dict[str, str] | None = None) -> float | None:
+    """The tightest CPU quota on this process's cgroup and the cgroups above it; None when none.
+
+    root: where the cgroup file system is (CGROUP_ROOT); own: this process's cgroups (own_cgroups).
+    A folder that is not there (a container sees its own cgroup as the root) is skipped.
+    """
+    root, own = CGROUP_ROOT if root is None else root, own_cgroups() if own is None else own
+    limits = []
+    for version, path in own.items():
+        base = root if version == "" else root / "cpu"
+        folder = base / path.strip("/")
+        for candidate in [folder, *folder.parents]:
+            if candidate.is_relative_to(base):
+                limit = quota_in(candidate)
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits, default=None)
+
+
+def budget(torch_default: int | None = None, environ: Mapping[str, str] | None = None,
+           root: Path | None = None) -> tuple[int, str]:
+    """The threads this process should use, and why in words, e.g. (1, "a CPU limit of 1.5 cores").
+
+    torch_default: torch's own count (torch.get_num_threads() before anything changed it), which a
+    lone run keeps; None for no such cap (the sweep runner, which does not import torch).
+    """
+    asked = override(environ)
+    if asked is not None:
+        return asked, f"{VARIABLE}={asked}"
+    cores, quota = affinity_cores(), cgroup_cores(root)
+    n, why = cores, f"this process may use {cores} {'core' if cores == 1 else 'cores'}"
+    if torch_default is not None and torch_default < n:  # fewer physical cores, or OMP_NUM_THREADS
+        n, why = torch_default, f"torch's default; {why}"
+    if quota is not None and math.floor(quota) < n:
+        n, why = math.floor(quota), f"a CPU limit of {quota:g} {'core' if quota == 1 else 'cores'}"
+    return max(1, n), why
+
+
+def share(total: int, jobs: int) -> int:
+    """Each of `jobs` processes' share of `total` threads, at least 1."""
+    return max(1, total // max(1, jobs))

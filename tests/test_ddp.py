@@ -1,0 +1,249 @@
+"""lenet5_series.ddp under torchrun: the same training as one process, on one "machine" or two,
+a dead or hung rank stops the others with a message, resuming, and notebook 05 under papermill.
+
+The slow tests start real torchrun launchers on this machine (gloo on the CPU, one thread per
+process). Two launchers with --nnodes 2 and a c10d rendezvous on 127.0.0.1 stand for two machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import torch
+from conftest import needs_mnist
+
+import lenet5_helpers as lh
+from lenet5_series import ddp, runner
+from lenet5_series.paths import NOTEBOOKS_DIR
+
+SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run, long enough to stop one mid-way
+RUN = ["--train-subset", SUBSET, "--epochs", EPOCHS, "--lr", 0.05]  # 0.15 diverges in 96 steps
+
+
+# --- fast: the sharding itself, in this process ---------------------------------------------
+
+@pytest.mark.parametrize("length, world_size", [(128, 2), (128, 4), (16, 2), (7, 2), (3, 4)])
+def test_shares_are_equal_disjoint_and_cover_the_batch_but_a_remainder(length, world_size):
+    batch = torch.arange(length)
+    shares = [ddp.my_share(batch, r, world_size) for r in range(world_size)]
+    assert len({len(s) for s in shares}) == 1
+    assert torch.equal(torch.cat(shares), batch[:length - length % world_size])
+
+
+def test_steps_per_epoch_counts_the_last_batch_only_when_every_rank_gets_an_image():
+    assert ddp.steps_per_epoch(640, 128, 2) == 5
+    assert ddp.steps_per_epoch(10_000, 128, 2) == 79  # 78 full batches and one of 16
+    assert ddp.steps_per_epoch(129, 128, 2) == 1  # a last batch of 1 image cannot be shared by 2
+    assert ddp.steps_per_epoch(130, 128, 2) == 2
+    assert ddp.steps_per_epoch(60_000, 128, 1) == lh.steps_per_epoch(60_000, 128)  # as lh.fit
+
+
+def test_each_rank_trains_on_its_share_of_the_same_global_batches():
+    """Rank 0 and rank 1 (run here one after the other, without DDP) see disjoint halves of the
+    global batches that one process would see, in the same order."""
+    images = torch.randn(300, 1, 32, 32)
+    labels = torch.randint(0, 10, (300,))
+    seen = {}
+    for rank in (0, 1):
+        model = lh.LeNet5()
+        inputs = []
+        model.register_forward_hook(lambda _m, args, _out, inputs=inputs: inputs.append(args[0]))
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+        ddp.train_epoch(model, images, labels, opt, sched, 128, torch.Generator().manual_seed(0),
+                        rank, 2)
+        seen[rank] = inputs
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    assert [len(x) for x in seen[0]] == [len(x) for x in seen[1]] == [64, 64, 22]
+    for step, start in enumerate((0, 128, 256)):
+        idx = order[start:start + 128]
+        together = torch.cat([seen[0][step], seen[1][step]])
+        assert torch.equal(together, images[idx][:len(together)])
+
+
+def test_without_torchrun_it_says_how_to_start_it(monkeypatch, capsys):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert ddp.main(["--quick"]) == 2
+    assert "torchrun --standalone --nproc-per-node 2 -m lenet5_series.ddp" in capsys.readouterr().err
+
+
+# --- slow: real processes --------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(*args, nproc: int = 2, endpoint: str | None = None) -> subprocess.Popen:
+    """One torchrun launcher running lenet5_series.ddp: --standalone, or one of two "machines"
+    meeting at `endpoint` (c10d rendezvous)."""
+    where = (["--standalone"] if endpoint is None else
+             ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+              "--rdzv-id", "test"])
+    command = [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node",
+               str(nproc), "-m", "lenet5_series.ddp", *map(str, args)]
+    return subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(launcher: subprocess.Popen, ok: bool = True, limit: float = 600) -> str:
+    out, _ = launcher.communicate(timeout=limit)
+    assert (launcher.returncode == 0) == ok, out[-3000:]
+    return out
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return lh.load_checkpoint(run_dir / "checkpoint.pt")["model"]
+
+
+def largest_gap(a: dict, b: dict) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def two_machines(run_dir: Path, *args) -> tuple[subprocess.Popen, subprocess.Popen]:
+    endpoint = f"127.0.0.1:{free_port()}"
+    first = launch(*RUN, "--run-dir", run_dir, *args,
+                   nproc=1, endpoint=endpoint)
+    time.sleep(1)  # the first launcher hosts the rendezvous
+    second = launch(*RUN, "--run-dir", run_dir, *args,
+                    nproc=1, endpoint=endpoint)
+    return first, second
+
+
+def worker_of(launcher: subprocess.Popen) -> psutil.Process:
+    (worker,) = psutil.Process(launcher.pid).children()
+    return worker
+
+
+def wait_for_epoch(run_dir: Path, launchers: list, limit: float = 300) -> int:
+    """Wait until rank 0 has written a first epoch; return the epoch written."""
+    deadline = time.monotonic() + limit
+    while not (run_dir / "metrics.json").exists():
+        assert time.monotonic() < deadline and all(p.poll() is None for p in launchers), \
+            "the run stopped before its first epoch"
+        time.sleep(0.02)
+    return json.loads((run_dir / "metrics.json").read_text())["epochs"]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> Path:
+    """One launcher, two processes: the reference run of the slow tests."""
+    run_dir = tmp_path_factory.mktemp("ddp") / "two-processes"
+    finish(launch(*RUN, "--run-dir", run_dir))
+    return run_dir
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_two_processes_with_64_images_end_where_one_process_with_128_does(tmp_path):
+    """5 steps of the default recipe: the same weights, to float rounding."""
+    finish(launch("--train-subset", 640, "--epochs", 1, "--run-dir", tmp_path / "two"))
+    data = lh.mnist_tensors(train_subset=640)
+    model = lh.initialise(lh.LeNet5(), 0)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    lh.fit(model, data, tmp_path / "one", epochs=1, progress=False)
+    gap = largest_gap(weights(tmp_path / "two"), model.state_dict())
+    assert gap < 1e-6 and largest_gap(first, model.state_dict()) > 1e-2, f"differ by {gap:.1e}"
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert (two["world_size"], one["world_size"]) == (2, 1)
+    assert two["train_size"] == one["train_size"] == 640
+    assert two["test_accuracy"] == pytest.approx(one["test_accuracy"], abs=2e-4)  # 2 test digits
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_two_machines_train_exactly_like_one_machine_with_two_processes(two_processes, tmp_path):
+    first, second = two_machines(tmp_path / "run")
+    out = finish(first) + finish(second)
+    assert "2 processes (gloo on cpu)" in out
+    a, b = weights(two_processes), weights(tmp_path / "run")
+    assert all(torch.equal(a[k], b[k]) for k in a), f"differ by {largest_gap(a, b):.1e}"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_other_within_a_minute_and_the_run_resumes(two_processes,
+                                                                            tmp_path):
+    run_dir = tmp_path / "run"
+    first, second = two_machines(run_dir)
+    try:
+        epoch = wait_for_epoch(run_dir, [first, second])
+        assert epoch < EPOCHS, "the run finished before it could be interrupted"
+        killed = time.monotonic()
+        worker_of(second).kill()  # SIGKILL: the process dies at once, mid-step
+        out = finish(first, ok=False, limit=60)
+        seconds = time.monotonic() - killed
+        finish(second, ok=False, limit=60)
+    finally:
+        for launcher in (first, second):
+            if launcher.poll() is None:
+                launcher.kill()
+    assert "lost contact with the other processes" in out, out[-3000:]
+    print(f"the surviving rank stopped {seconds:.1f} s after the other was killed")
+    # The folder holds the last complete epoch; two processes on one launcher continue it.
+    out = finish(launch(*RUN, "--run-dir", run_dir, "--resume"))
+    assert "Resuming" in out
+    a, b = weights(two_processes), weights(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a), f"differ by {largest_gap(a, b):.1e}"
+    assert lh.read_history(run_dir)[-1]["epoch"] == EPOCHS
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_a_hung_rank_stops_the_other_after_the_timeout(tmp_path):
+    run_dir = tmp_path / "run"
+    first, second = two_machines(run_dir, "--timeout", 10)
+    worker = None
+    try:
+        wait_for_epoch(run_dir, [first, second])
+        worker = worker_of(second)
+        worker.suspend()  # SIGSTOP: alive, but silent
+        stopped = time.monotonic()
+        out = finish(first, ok=False, limit=60)
+        seconds = time.monotonic() - stopped
+    finally:
+        if worker is not None:
+            worker.kill()
+        for launcher in (first, second):
+            if launcher.poll() is None:
+                launcher.kill()
+            launcher.wait(timeout=60)
+    assert "lost contact with the other processes" in out and "Timed out" in out, out[-3000:]
+    assert 10 <= seconds < 60
+    print(f"the waiting rank stopped {seconds:.1f} s after the other hung (timeout 10 s)")
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_a_batch_that_does_not_split_evenly_is_refused_once_with_its_name(tmp_path):
+    out = finish(launch("--batch-size", 129, "--train-subset", 500, "--run-dir", tmp_path),
+                 ok=False, limit=300)
+    message = "batch_size=129 does not split into 2 equal shares"
+    assert out.count(message) == 1, out[-3000:]
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_notebook_05_runs_with_other_parameters(tmp_path):
+    out = tmp_path / "05.ipynb"
+    runner.execute(NOTEBOOKS_DIR / "05-scaling-out.ipynb", out,
+                   {"quick": False, "epochs": 1, "train_subset": 1000, "seed": 1,
+                    "run_dir": str(tmp_path)})
+    for folder, processes in (("2-processes", 2), ("1-process", 1)):
+        m = json.loads((tmp_path / folder / "metrics.json").read_text())
+        assert (m["world_size"], m["epochs"], m["train_size"], m["seed"]) == (processes, 1, 1000, 1)
+    nb = nbformat.read(str(out), as_version=4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]

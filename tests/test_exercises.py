@@ -1,0 +1,248 @@
+"""The exercises, done the way a learner does them (issue 17).
+
+A learner runs a notebook, then either adds a cell at the end (a solution's code), or edits the
+parameters cell and runs it and everything below it in the same kernel. These tests do exactly that:
+they execute the stored notebook, append the solution blocks from its <details> (or a copy of the
+parameters cell with changed values followed by copies of the cells below it), and check that
+nothing fails and that what the solution says is what the outputs show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import real_mnist_ready
+from nbclient import NotebookClient
+
+import lenet5_helpers as lh
+from lenet5_series import runner
+from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not real_mnist_ready(), reason="run `make data`")]
+FIXTURES = Path(__file__).parent / "fixtures"
+SHORT = {"train_subset": 2000, "epochs": 1}  # a short run of notebook 03
+
+
+def read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(NOTEBOOKS / name), as_version=4)
+
+
+def solutions(nb: nbformat.NotebookNode) -> dict[int, dict]:
+    """{exercise number: {"text": the solution's words, "code": its python blocks joined}}."""
+    last = nb.cells[-1].source
+    folded = last[last.index("<details>"):last.index("</details>")]
+    found = {}
+    for number, body in re.findall(r"\*\*(\d+)\.\*\*(.*?)(?=\*\*\d+\.\*\*|\Z)", folded, re.S):
+        blocks = re.findall(r"```python\n(.*?)```", body, re.S)
+        found[int(number)] = {"text": body, "code": "\n".join(blocks)}
+    return found
+
+
+def cell(source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source)
+
+
+def parameters_index(nb: nbformat.NotebookNode) -> int:
+    return next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+
+
+def edited_and_rerun(nb: nbformat.NotebookNode, **values) -> list[nbformat.NotebookNode]:
+    """The parameters cell with `values` typed into it, then every cell below it, as fresh copies
+    (Run > Run Selected Cell and All Below, in the same kernel)."""
+    start = parameters_index(nb)
+    params = nb.cells[start].source + "".join(f"\n{k} = {v!r}" for k, v in values.items())
+    return [cell(params)] + [cell(c.source) for c in nb.cells[start + 1:] if c.cell_type == "code"]
+
+
+def execute(name: str, out: Path, extra: list, **parameters) -> nbformat.NotebookNode:
+    """Run notebook `name` with papermill and `parameters`, with the cells `extra` appended."""
+    nb = read(name)
+    nb.cells += extra
+    path = out.with_name("with-extra-" + out.name)
+    nbformat.write(nb, str(path))
+    runner.execute(path, out, parameters, cwd=NOTEBOOKS)  # where the notebook's own files are
+    return nbformat.read(str(out), as_version=4)
+
+
+def text(cells: list) -> str:
+    parts = []
+    for c in cells:
+        for output in c.get("outputs", []):
+            parts.append(output.get("text", "") + output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def errors(cells: list) -> list[str]:
+    return [f"{o['ename']}: {o['evalue']}" for c in cells for o in c.get("outputs", [])
+            if o["output_type"] == "error"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 01
+# ------------------------------------------------------------------------------------------------
+
+def test_01_solutions_run_and_say_what_their_outputs_show(tmp_path):
+    found = solutions(read("01-loading-data.ipynb"))
+    assert sorted(found) == [1, 2, 3, 4]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
+    nb = execute("01-loading-data.ipynb", tmp_path / "01.ipynb", extra, quick=True)
+    out = [text([c]) for c in nb.cells[-4:]]
+    assert "most common 1  rarest 5" in out[1] and "01-2: 5 is right" in out[1]
+    assert "1 (6,742 images)" in found[2]["text"] and "5 (5,421 images)" in found[2]["text"]
+    for claim in ("mean 0.1307 std 0.3081", "mean 0.1309 std 0.2892", "mean 0.000 std 0.939"):
+        assert claim in out[2], (claim, out[2])
+    for number in ("0.1307", "0.3081", "0.1309", "0.2892", "0.000", "0.939"):
+        assert number in found[3]["text"]
+    assert "01-3: 0.29 is right" in out[2]
+    assert "size (32, 32)" in out[3] and "32×32" in found[4]["text"]
+    assert "epochs" not in text(nb.cells[:4])  # quick=True in 01 trains nothing and says nothing of it
+
+
+# ------------------------------------------------------------------------------------------------
+# 03
+# ------------------------------------------------------------------------------------------------
+
+def test_03_code_solutions_and_the_ablation_cell_on_a_fixture(tmp_path):
+    nb = read("03-training.ipynb")
+    found = solutions(nb)
+    assert sorted(found) == [1, 2, 3, 4, 5]
+    draw = next(c.source for c in nb.cells if c.cell_type == "code" and "csv.DictReader" in c.source)
+    extra = [cell(found[1]["code"]), cell(found[5]["code"]),
+             cell(f"ablation_csv = Path({str(FIXTURES / 'ablation.csv')!r})"), cell(draw),
+             cell("ablation_csv = Path('no-such.csv')"), cell(draw)]
+    out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, run_dir=str(tmp_path / "run"),
+                  **SHORT).cells[-6:]
+    assert not errors(out)
+    assert "03-1: 2.30 is right" in text(out[:1])
+    assert "108 430" in text(out[1:2]) and "03-4: 108 is right" in text(out[1:2])
+    assert "108 steps instead of 430" in found[5]["text"]
+    table = text(out[3:4])
+    # tests/fixtures/ablation.csv (made up, not a measurement): the largest step is + momentum
+    assert "largest gain: + momentum, +31.30 points" in table
+    assert "+ label smoothing" in table and "99.24%" in table
+    assert any("image/png" in o.get("data", {}) for o in out[3]["outputs"])  # the bar chart
+    assert "is not there yet" in text(out[5:6])
+
+
+def test_03_exercise_2_the_reference_recipe_rerun_in_the_same_kernel(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
+    nb = read("03-training.ipynb")
+    check = cell("assert metrics['recipe'] == 'reference' and metrics['epochs'] == 5\n"
+                 "assert metrics['test_accuracy'] < 0.9 and metrics['val_accuracy'] < 0.9\n"
+                 "low = min(100 * h['val_accuracy'] for h in history)\n"
+                 "assert curves.axes[1].get_ylim()[0] <= low, 'the accuracy axis hides the run'\n"
+                 "print('val', metrics['val_accuracy'], 'test', metrics['test_accuracy'])")
+    # the exercise on all 55,000 images is 5 full epochs; a subset keeps the test short
+    extra = edited_and_rerun(nb, recipe="reference", epochs=5, train_subset=5000) + [check]
+    out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, **SHORT).cells
+    again = out[-len(extra):]
+    assert not errors(again)
+    assert "your settings differ from the stored run's" in text(again)
+    assert "far below the default recipe's" in solutions(nb)[2]["text"]
+
+
+def test_03_exercises_3_and_5_augment_and_batch_512_run_end_to_end(tmp_path):
+    for name, values in (("augment", {"augment": True, "epochs": 2}), ("batch", {"batch_size": 512})):
+        run_dir = tmp_path / name
+        nb = runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / f"{name}.ipynb",
+                            {**SHORT, **values, "run_dir": str(run_dir)})
+        nb = nbformat.read(str(tmp_path / f"{name}.ipynb"), as_version=4)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert all(metrics[k] == v for k, v in values.items())
+        assert "your settings differ from the stored run's" in text(nb.cells)
+
+
+INTERRUPT = """
+real_train_epoch = lh.train_epoch
+epochs_started = []
+
+def stopped_in_epoch_2(*args, **kwargs):
+    epochs_started.append(1)
+    if len(epochs_started) == 2:
+        raise KeyboardInterrupt  # the learner presses the stop button during epoch 2
+    real_train_epoch(*args, **kwargs)
+
+lh.train_epoch = stopped_in_epoch_2
+"""
+
+
+def test_03_exercise_4_interrupt_then_resume_as_written(tmp_path, monkeypatch):
+    """The stop button in epoch 2, then the two printed lines typed into the parameters cell and
+    the parameters cell and everything below it run again: the run ends as an uninterrupted one."""
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
+    nb = read("03-training.ipynb")
+    first = nbformat.read(str(NOTEBOOKS / "03-training.ipynb"), as_version=4)
+    start = parameters_index(first)
+    first.cells[start].source += "\ntrain_subset = 2000\nepochs = 3"
+    training = next(i for i, c in enumerate(first.cells) if "lh.fit(" in c.source)
+    first.cells.insert(training, cell(INTERRUPT))
+    restore = cell("lh.train_epoch = real_train_epoch\nprinted_run_dir = os.path.relpath(run_folder)")
+    # the learner types the printed run_dir (relative to the notebook) and resume = True
+    again = edited_and_rerun(nb, train_subset=2000, epochs=3, resume=True)
+    again[0].source += "\nrun_dir = printed_run_dir"
+    check = cell("straight = lh.fit(lh.LeNet5(), data, Path(run_folder).parent / 'straight', epochs=3,"
+                 " progress=False)\n"
+                 "same = [{k: v for k, v in h.items() if k != 'seconds'} for h in history]\n"
+                 "assert same == [{k: v for k, v in h.items() if k != 'seconds'} for h in straight]\n"
+                 "assert metrics['epochs'] == 3 and metrics['finished']")
+    first.cells = first.cells[:training + 2] + [restore, *again, check]  # Run All stops at the stop
+    client = NotebookClient(first, kernel_name="python3", allow_errors=True, timeout=900,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}},
+                            kernel_manager_class=runner.kernel_manager(runner.KERNEL_ENV))
+    client.execute()
+    interrupted = first.cells[training + 1]
+    assert [e.split(":")[0] for e in errors([interrupted])] == ["KeyboardInterrupt"]
+    assert not errors(first.cells[:training + 1]) and not errors(first.cells[training + 2:])
+    assert "Resuming" in text(first.cells[training + 2:]) and "after epoch 1 of 3" in text(first.cells)
+    found = solutions(nb)[4]["text"]
+    assert "Resuming runs/… after epoch N of 12" in found and "same history" in found
+
+
+# ------------------------------------------------------------------------------------------------
+# 04
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("short-run")
+    runner.execute(NOTEBOOKS / "03-training.ipynb", run_dir / "03.ipynb",
+                   {"train_subset": 2000, "epochs": 2, "run_dir": str(run_dir)})
+    return run_dir
+
+
+def test_04_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
+    found = solutions(read("04-results.ipynb"))
+    assert sorted(found) == [1, 2, 3, 4, 5, 6]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
+    nb = execute("04-results.ipynb", tmp_path / "04.ipynb", extra, run_dir=str(short_run))
+    out = nb.cells[-4:]
+    assert not errors(out)
+    shown = re.search(r"showing (\d+) of its mistakes", text(out[:1]))
+    assert shown and 1 <= int(shown.group(1)) <= 16
+    assert "04-2: 95 is right" in text(out[1:2]) and "95 digits" in found[2]["text"]
+    assert all(any("image/png" in o.get("data", {}) for o in c["outputs"]) for c in (out[0], out[2], out[3]))
+    assert "(the run_dir you passed)" in text(nb.cells)
+
+
+def test_04_exercise_5_picks_the_run_that_finished_last_and_labels_it(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(runs))
+    runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / "plain.ipynb",
+                   {"train_subset": 1000, "epochs": 1, "run_dir": str(runs / "b-plain")})
+    runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / "augmented.ipynb",
+                   {"train_subset": 1000, "epochs": 1, "augment": True, "run_dir": str(runs / "a-augmented")})
+    (runs / "b-plain" / "notes.txt").write_text("touched after training: the newest folder")
+    os.utime(runs / "b-plain")
+    nb = runner.execute(NOTEBOOKS / "04-results.ipynb", tmp_path / "04.ipynb", {})
+    nb = nbformat.read(str(tmp_path / "04.ipynb"), as_version=4)
+    out = text(nb.cells)
+    why = "run_dir=None: the finished run under runs/ whose metrics.json was written last"
+    assert f"a-augmented ({why})" in out
+    assert "this run: default recipe, augmented, 1 epochs, 1,000 images, seed 0" in out
+    assert "default recipe, augmented" in text([c for c in nb.cells if "rows = [" in c.source])
+    assert lh.latest_run(runs).name == "a-augmented"

@@ -1,0 +1,52 @@
+"""The validation split: fixed, disjoint, the right sizes, the training order kept (synthetic data)."""
+
+from __future__ import annotations
+
+import torch
+
+import lenet5_helpers as lh
+
+
+def numbered(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n 'images' whose single pixel is their own index, so every image can be traced back."""
+    x = torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1)
+    return x, torch.arange(n) % 10
+
+
+def ids(split: tuple[torch.Tensor, torch.Tensor]) -> list[int]:
+    return split[0].flatten().long().tolist()
+
+
+def test_sizes_and_disjoint_cover():
+    x, y = numbered(1000)
+    train, val = lh.split_validation(x, y, size=100)
+    assert len(train[0]) == len(train[1]) == 900 and len(val[0]) == len(val[1]) == 100
+    assert not set(ids(train)) & set(ids(val))
+    assert sorted(ids(train) + ids(val)) == list(range(1000))
+
+
+def test_images_keep_their_labels_and_training_keeps_its_order():
+    x, y = numbered(1000)
+    train, val = lh.split_validation(x, y, size=100)
+    for images, labels in (train, val):
+        assert torch.equal(images.flatten().long() % 10, labels)
+    assert ids(train) == sorted(ids(train))
+    assert ids(val) != sorted(ids(val))  # a random draw, not the first or last 100
+
+
+def test_the_same_images_every_call_whatever_the_global_seed():
+    x, y = numbered(1000)
+    torch.manual_seed(1)
+    first = lh.split_validation(x, y, size=100)
+    torch.manual_seed(2)
+    torch.rand(10)
+    second = lh.split_validation(x, y, size=100)
+    assert ids(first[1]) == ids(second[1]) and ids(first[0]) == ids(second[0])
+
+
+def test_default_size_holds_out_5000_of_60000():
+    x, y = numbered(60_000)
+    train, val = lh.split_validation(x, y)
+    assert lh.VALIDATION_SIZE == 5_000
+    assert len(train[0]) == 55_000 and len(val[0]) == 5_000
+    assert len(set(ids(val))) == 5_000
