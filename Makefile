@@ -56,10 +56,10 @@ sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" 
 	$(SERIES) sweep $(GRID) $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
 site: setup  ## build the website of the stored notebooks into build/site/ (nothing is executed)
-	$(PY) -m publish site
+	$(PY) -m lenet5_series.publish site
 
 handout: setup  ## notebooks without outputs or solutions into build/handout/, solutions.md for the teacher
-	$(PY) -m publish handout
+	$(PY) -m lenet5_series.publish handout
 
 # The browser tests drive Debian's chromium (a browser download at install time is not possible).
 chromium:  ## install Chromium for the browser tests if it is missing (apt-get, as root)

@@ -1,7 +1,8 @@
 """Benchmark: trainings that share the CPU, the old way and with the thread budget. Prints its figures.
 
-    python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3] [--modes old,new,pinned]
-                                     [--sweep] [--sweep-params "epochs 3 train_subset 10000"]
+    python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3]
+                                     [--modes old,new,pinned,passive] [--sweep | --sweep-only] [--sweep-old]
+                                     [--sweep-params "epochs 3 train_subset 10000"]
 
 Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
 training images and warms up on a few batches; when all are ready they train one epoch of the
@@ -12,15 +13,14 @@ default recipe together (lh.train_epoch), and each one's epoch time is divided b
           sweep gives its kernels, or a teacher sets for each user
   pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
           and the helper finds its thread count by itself (no LENET5_THREADS)
-  passive (not run by default) as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep
-          instead of spinning
+  passive as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
 For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
 tries. Targets on a 2-core machine (mode new): 2 at once <= 2.5x a lone run each, 4 at once <= 5x.
 
 Part 2 (--sweep): the README's sweep example (-g recipe default,reference -g lr 0.05,0.1 and
 --sweep-params) through `python -m lenet5_series sweep`: 2 workers (each with its share) against
-its points one after another (--jobs 1), and 2 workers that each take every core (the old way).
-Target: 2 workers faster than one after another.
+its points one after another (--jobs 1); with --sweep-old also 2 workers that each take every core
+(the old way). Target: 2 workers faster than one after another.
 
 The figures depend on what else the machine runs: each section prints the load average (`uptime`)
 before and after; compare figures taken at a quiet moment.
@@ -116,9 +116,12 @@ def trial(k: int, mode: str, subset: int) -> list[dict]:
 def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int) -> dict:
     print(f"Part 1: one epoch of {subset:,} images, k runs at once, {len(cores())} cores; {load()}")
     times: dict[tuple[str, int], list[list[dict]]] = {(mode, k): [] for k in runs for mode in modes}
-    for _ in range(repeats):  # interleaved, so a change in the machine's load hits every setting
+    for attempt in range(1, repeats + 1):  # interleaved, so a change in the load hits every setting
         for mode, k in times:
             times[(mode, k)].append(trial(k, mode, subset))
+            print(f"    try {attempt}, {k} at once, {mode:7}: "
+                  + ", ".join(f"{r['seconds']:.2f} s ({r['threads']} thr.)" for r in times[(mode, k)][-1])
+                  + f"; {load()}", flush=True)
     lone = statistics.median(r[0]["seconds"] for r in times[("new", 1)]) if ("new", 1) in times else \
         statistics.median(r[0]["seconds"] for r in times[(modes[0], 1)])
     print(f"lone run: {lone:.2f} s per epoch (median of {repeats}); now {load()}")
@@ -142,40 +145,51 @@ def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) ->
                 + ("threads.share = lambda total, jobs: total  # the old way\n" if old else "")
                 + f"sys.exit(runner.main({args!r}))")
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True)
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        for line in proc.stdout:  # the sweep's own progress lines, as they come
+            lines.append(line)
+            print("      " + line.rstrip(), flush=True)
+        proc.wait()
         seconds = time.perf_counter() - start
-    print("\n".join("      " + line for line in done.stdout.splitlines()[:-1]))
-    if done.returncode:
-        raise RuntimeError(f"the sweep failed:\n{done.stdout}\n{done.stderr}")
+    if proc.returncode:
+        raise RuntimeError("the sweep failed:\n" + "".join(lines[-20:]))
     return seconds
 
 
-def sweep_figures(sweep_params: str) -> dict:
+def sweep_figures(sweep_params: str, old: bool) -> dict:
     grid = ["-g", "recipe", "default,reference", "-g", "lr", "0.05,0.1"]
     words = sweep_params.split()
     params = [x for name, value in zip(words[::2], words[1::2], strict=True) for x in ("-p", name, value)]
     print(f"\nPart 2: make sweep GRID=\"{' '.join(grid)}\" PARAMS=\"{' '.join(params)}\"; {load()}")
     figures = {"params": sweep_params}
-    for key, jobs, old, what in (("one_after_another", 1, False, "points one after another (--jobs 1)"),
-                                 ("two_workers", 2, False, "2 workers, each its share"),
-                                 ("two_workers_old", 2, True, "2 workers, each taking every core (old)")):
-        print(f"  {what}:")
-        figures[key] = sweep_wall_time(grid, params, jobs, old)
-        print(f"  {what}: {figures[key]:.0f} s; now {load()}")
+    ways = [("one_after_another", 1, False, "points one after another (--jobs 1)"),
+            ("two_workers", 2, False, "2 workers, each its share")]
+    if old:
+        ways.append(("two_workers_old", 2, True, "2 workers, each taking every core (old)"))
+    for key, jobs, old_way, what in ways:
+        print(f"  {what}:", flush=True)
+        figures[key] = sweep_wall_time(grid, params, jobs, old_way)
+        print(f"  {what}: {figures[key]:.0f} s; now {load()}", flush=True)
     print(f"  2 workers / one after another: {figures['two_workers'] / figures['one_after_another']:.2f} "
-          f"(target < 1); old way / one after another: "
-          f"{figures['two_workers_old'] / figures['one_after_another']:.2f}")
+          "(target < 1)")
+    if old:
+        ratio = figures["two_workers_old"] / figures["one_after_another"]
+        print(f"  2 workers the old way / one after another: {ratio:.2f}")
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
-    parser.add_argument("--modes", default="old,new,pinned")
+    parser.add_argument("--modes", default="old,new,pinned,passive")
     parser.add_argument("--subset", type=int, default=10_000, help="training images per run")
     parser.add_argument("--repeats", type=int, default=3, help="tries of each setting")
     parser.add_argument("--sweep", action="store_true", help="also time the README's sweep example")
     parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
+    parser.add_argument("--sweep-old", action="store_true",
+                        help="also the sweep with 2 workers that each take every core (slow)")
     parser.add_argument("--sweep-params", default="epochs 3",
                         help='notebook parameters, "NAME VALUE ..." (e.g. "epochs 3 train_subset 10000")')
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -188,7 +202,7 @@ def main() -> None:
         figures["concurrent"] = concurrent_runs(sorted(set(runs) | {1}), args.modes.split(","),
                                                 args.subset, args.repeats)
     if args.sweep or args.sweep_only:
-        figures["sweep"] = sweep_figures(args.sweep_params)
+        figures["sweep"] = sweep_figures(args.sweep_params, args.sweep_old)
     print(json.dumps(figures))
 
 

@@ -3,6 +3,7 @@
 Layers, each importing only the ones below it:
 
     runner.py          papermill series, sweeps, command line (python -m lenet5_series prepare|run|sweep)
+    publish.py         the website and the handouts of the stored notebooks (make site, make handout)
        |
     lenet5_helpers.py  what the notebooks teach (the module a learner opens)
        |

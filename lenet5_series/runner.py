@@ -77,9 +77,14 @@ def notebook_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def clean_stored(notebook: Path) -> None:
     """Keep only what a reader needs in a stored notebook: no execution timestamps, no widget
-    state, papermill's record of paths relative to the project; a stable diff after re-execution."""
+    state, papermill's record of paths relative to the project; a stable diff after re-execution.
+    A live widget cannot be shown without its kernel: where its output also carries a picture (06's
+    canvas), the picture alone is stored; a widget with nothing else (a progress bar) is dropped."""
     nb = nbformat.read(str(notebook), as_version=4)
     nb.metadata.pop("widgets", None)
     record = nb.metadata.get("papermill", {})
@@ -91,9 +96,12 @@ def clean_stored(notebook: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "image/png" in data:  # a widget that carries a picture too
+                del data[WIDGET_VIEW]  # (06's canvas): stored, only the picture can be shown
         if cell.cell_type == "code":  # a progress-bar widget: frozen at 0 % in a stored notebook
-            cell.outputs = [o for o in cell.outputs
-                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nbformat.write(nb, str(notebook))
 
 

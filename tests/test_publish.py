@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-import publish
+from lenet5_series import publish
 
 NOTEBOOKS = publish.notebooks()
 
@@ -96,3 +96,18 @@ def test_the_website_sources_are_the_stored_notebooks_and_the_readme(tmp_path):
         assert [len(c.get("outputs", [])) for c in staged.cells] == [
             len(c.get("outputs", [])) for c in stored.cells]  # outputs kept: nothing re-executed
         assert "NBVAL" not in "".join(c.source for c in staged.cells if c.cell_type == "code")
+
+
+def test_a_stored_widget_output_keeps_only_its_picture(tmp_path):
+    from lenet5_series import runner
+
+    widget = {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2},
+              "text/plain": "HBox(...)"}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("app", outputs=[
+        nbformat.v4.new_output("display_data", data={**widget, "image/png": "iVBORw0KGgo="}),
+        nbformat.v4.new_output("display_data", data=widget)])])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    runner.clean_stored(path)
+    (with_picture,) = nbformat.read(str(path), as_version=4).cells[0].outputs  # a bare widget goes
+    assert set(with_picture.data) == {"image/png", "text/plain"}  # what a reader without a kernel sees

@@ -1,4 +1,4 @@
-"""Sphinx settings for the website of the series (`make site`; publish.py stages the sources).
+"""Sphinx settings for the website of the series (`make site`; lenet5_series/publish.py stages it).
 
 Sphinx + MyST-NB read the stored notebooks as they are, outputs included: nothing is executed.
 Everything a page needs is served from the built folder: no script, font or style from elsewhere.

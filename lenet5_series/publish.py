@@ -18,8 +18,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent
-NOTEBOOKS_DIR = ROOT / "notebooks"
+from lenet5_series.paths import NOTEBOOKS_DIR, PROJECT
+
+ROOT = PROJECT
 WEBSITE_DIR = ROOT / "website"
 BUILD_DIR = ROOT / "build"
 
@@ -143,10 +144,10 @@ def write_handout(out: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m publish site | handout [--out FOLDER]` (the Makefile's site and handout)."""
+    """`python -m lenet5_series.publish site | handout [--out FOLDER]` (make site, make handout)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m publish", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lenet5_series.publish", description=main.__doc__)
     parser.add_argument("what", choices=["site", "handout"])
     parser.add_argument("--out", type=Path, default=None, help="the folder (default: build/...)")
     args = parser.parse_args(argv)
