@@ -185,22 +185,27 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
             return history
         for epoch in range(len(history) + 1, config["epochs"] + 1):
             start = time.perf_counter()
-            lr_now = scheduler.get_last_lr()[0]
+            lr_now, momentum_now = (optimizer.param_groups[0][k] for k in ("lr", "momentum"))
             train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
                         generator, rank, world_size, config["augment"], config["amp"],
                         config["label_smoothing"])
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            train_loss, train_acc = evaluate(net, x_train, y_train, rank, world_size)
-            test_loss, test_acc = evaluate(net, *data["test"], rank, world_size)
-            history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                            "test_loss": test_loss, "test_accuracy": test_acc,
-                            "seconds": seconds, "lr": lr_now})
+            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now,
+                   **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
+            scored = ["train", "val"] if "val" in data else ["train", "test"]
+            if "val" in data and epoch == config["epochs"]:
+                scored.append("test")  # as lh.fit: the test set once, for the final number
+            for split in scored:
+                row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate(net, *data[split], rank,
+                                                                          world_size)
+            history.append(row)
             if rank == 0:
                 runs.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
-                print(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
-                      f"test loss {test_loss:.4f} acc {test_acc:.2%}  {seconds:.1f}s", flush=True)
+                print(f"epoch {epoch:3d}  " + "  ".join(
+                    f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored)
+                    + f"  {seconds:.1f}s", flush=True)
             runs.check_diverged(history, config["lr"])  # the same history everywhere: all stop
         return history
     finally:
@@ -269,7 +274,8 @@ def run(args: argparse.Namespace, rank: int) -> dict:
         torch.set_num_threads(threads.share(threads.budget(lh.TORCH_THREADS)[0], local))
     data = lh.mnist_tensors(p["data_dir"], device, p["train_subset"])
     config = dict(lh.run_config(p["recipe"], p["epochs"], p["batch_size"], p["lr"], p["seed"],
-                                p["augment"], p["amp"], len(data["train"][0])),
+                                p["augment"], p["amp"], len(data["train"][0]), "LeNet5",
+                                len(data["val"][0]) if "val" in data else 0),
                   world_size=world_size)
     if config["batch_size"] % world_size:
         raise ValueError(f"batch_size={config['batch_size']} does not split into {world_size} equal "
