@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 from torch import nn
 
@@ -85,15 +86,9 @@ def lock_run_dir(run_dir: Path) -> Path:
 
 
 def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether process `pid` exists. psutil rather than os.kill(pid, 0): on Windows that call
+    does not ask, it terminates the process."""
+    return pid > 0 and psutil.pid_exists(pid)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
