@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 import lenet5_helpers as lh
+from lenet5_series.paths import runs_dir
 
 # The reference post's recipe, with this benchmark's epoch count: every ladder step starts from it.
 REFERENCE = {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
@@ -139,7 +140,7 @@ def model_path(s: dict, seed: int, n_train: int) -> Path:
     if _DATA["device"].type != "cpu":
         made["device"] = _DATA["device"].type
     key = json.dumps(made, sort_keys=True)
-    return lh.runs_dir() / "ablation-models" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    return runs_dir() / "ablation-models" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
 _DATA: dict = {}  # each worker process loads MNIST once

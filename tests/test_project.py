@@ -107,3 +107,16 @@ def test_every_public_helper_names_the_notebook_that_teaches_it():
     for name, obj in vars(lh).items():
         if not name.startswith("_") and callable(obj) and getattr(obj, "__module__", "") == lh.__name__:
             assert re.search(r"\b0[1-9]\b|notebook", obj.__doc__ or ""), f"{name}: which notebook teaches it?"
+
+
+SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for folder in ("benchmarks", "tools", "lenet5_series")
+                 for p in (ROOT / folder).glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS)
+def test_scripts_use_only_names_the_helper_has(path):
+    """A benchmark or tool that calls lh.<name> after <name> moved out of the helper fails only when it
+    runs, maybe an hour into a measurement; this finds it at once."""
+    used = set(re.findall(r"\blh\.([A-Za-z_]\w*)", (ROOT / path).read_text()))
+    missing = sorted(name for name in used if not hasattr(lh, name))
+    assert not missing, f"{path} uses lh.{', lh.'.join(missing)}, which lenet5_helpers lacks"
