@@ -14,7 +14,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SERIES := $(PY) -m lenet5_series
-on      = $(filter 1 yes true True,$(1))  # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off
+# QUICK=1 / HTML=1 mean on; unset, 0 or anything else off. (The comment stays on its own line: the
+# spaces before a comment at the end of the line would be part of the value, and turn every flag on.)
+on      = $(filter 1 yes true True,$(1))
 
 .PHONY: help setup data run test unit lint notebooks bench sweep site handout chromium clean
 

@@ -572,6 +572,16 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
     return torch.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
+def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float = BACKGROUND) -> torch.Tensor:
+    """Move every image dx whole pixels right and dy down (negative: left, up); notebook 04,
+    "9. Shifted digits", writes it out. Pixels pushed out of the frame are lost; those coming in
+    are `fill`, the background by default."""
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (abs(dx), abs(dx), abs(dy), abs(dy)), value=fill)
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[..., top:top + h, left:left + w]
+
+
 # --------------------------------------------------------------------------------------------
 # 8. Plots
 # --------------------------------------------------------------------------------------------

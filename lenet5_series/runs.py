@@ -28,7 +28,7 @@ from lenet5_series.paths import runs_dir, show_path, write_atomic
 
 CHECKPOINT = "checkpoint.pt"
 FIGURES = ["confusion.png", "conv1_filters.png", "curves.png", "feature_maps.png",
-           "misclassified.png", "per_class_accuracy.png"]  # what notebook 04 saves in figures/
+           "misclassified.png", "per_class_accuracy.png", "shift_accuracy.png"]  # notebook 04 saves these
 
 # Added columns go at the end (never rename one). With a validation split the test columns are
 # empty until the last epoch: the test set is scored once.

@@ -217,11 +217,16 @@ def short_run(tmp_path_factory):
 
 def test_04_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
     found = solutions(read("04-results.ipynb"))
-    assert sorted(found) == [1, 2, 3, 4, 5, 6]
-    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
+    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 7)]
     nb = execute("04-results.ipynb", tmp_path / "04.ipynb", extra, run_dir=str(short_run))
-    out = nb.cells[-4:]
-    assert not errors(out)
+    out, diagonal = nb.cells[-5:-1], text(nb.cells[-1:])
+    assert not errors(out) and not errors(nb.cells[-1:])
+    for name in ("LeNet-5", "MLP"):  # exercise 7: both rows for each network, five shifts each
+        for way in ("diagonal", "straight"):
+            (row,) = re.findall(rf"{name} +{way}: (.*)", diagonal)
+            assert len(row.split()) == 5
+    assert "k·√2" in found[7]["text"]
     shown = re.search(r"showing (\d+) of its mistakes", text(out[:1]))
     assert shown and 1 <= int(shown.group(1)) <= 16
     assert "04-2: 95 is right" in text(out[1:2]) and "95 digits" in found[2]["text"]

@@ -85,3 +85,18 @@ def test_draw_network_follows_the_model_not_a_fixed_picture():
     texts = [t.get_text() for t in lh.draw_network(model, (1, 1, 16, 16)).axes[0].texts]
     assert [t for t in texts if t and "\n" not in t] == ["1@16×16", "4@16×16", "4@8×8", "256", "7"]
     assert "0\n3×3 conv\n40 params" in texts and "1\n2×2 avg-pool" in texts
+
+
+def test_shift_images_moves_a_known_image_and_fills_with_background():
+    images = torch.arange(16.0).reshape(1, 1, 4, 4)
+    right_down = lh.shift_images(images, 1, 2)  # one pixel right, two down
+    assert torch.equal(right_down[0, 0, 2:, 1:], images[0, 0, :2, :3])  # what stays in the frame
+    assert (right_down[0, 0, :2] == lh.BACKGROUND).all() and (right_down[0, 0, :, 0] == lh.BACKGROUND).all()
+    left_up = lh.shift_images(images, -3, -1, fill=7.5)
+    assert torch.equal(left_up[0, 0, :3, :1], images[0, 0, 1:, 3:])
+    assert (left_up[0, 0, 3] == 7.5).all() and (left_up[0, 0, :, 1:] == 7.5).all()
+    assert torch.equal(lh.shift_images(images, 0, 0), images)
+    assert (lh.shift_images(images, 4, 0) == lh.BACKGROUND).all()  # past the frame: only background
+    batch = torch.randn(5, 1, 8, 8)
+    assert torch.equal(lh.shift_images(lh.shift_images(batch, 2, -1), -2, 1)[..., 1:-1, 2:-2],
+                       batch[..., 1:-1, 2:-2])  # there and back: the middle is unchanged

@@ -67,6 +67,14 @@ def test_04_plots_a_given_run(short_run):
     assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
 
 
+def test_04_in_quick_mode_trains_the_baseline_briefly_and_checks_nothing(short_run, tmp_path):
+    nb = execute("04-results.ipynb", tmp_path / "04.ipynb", run_dir=str(short_run), quick=True)
+    text = text_of(nb)  # the short run is shorter than quick mode: the MLP gets the run's own
+    assert "MLP: default recipe, 1 epochs, 2,000 training images, seed 1" in text
+    assert "your settings differ from the stored run's" in text and "shift (pixels)" in text
+    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
+
+
 def test_04_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
     monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
     nb = execute("04-results.ipynb", tmp_path / "04.ipynb")

@@ -96,3 +96,19 @@ def test_the_makefile_the_readme_and_pyproject_name_one_python_range():
     in_range = [f"3.{m}" for m in range(40) if requires.contains(f"3.{m}")]
     assert sorted(versions, key=lambda v: int(v.split(".")[1])) == in_range
     assert f"Python {in_range[0]}–{in_range[-1]}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ((), []), (("QUICK=0", "HTML=0"), []), (("QUICK=1",), ["--quick"]), (("HTML=yes",), ["--html"]),
+])
+def test_make_run_passes_quick_and_html_only_when_they_are_on(tmp_path, flags, expected):
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").touch()
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed-stamp").touch()  # set up already: `make -n` prints only the run
+    unset = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "QUICK", "HTML"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    done = subprocess.run([MAKE, "-n", "run", *flags], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    (command,) = [line for line in done.stdout.splitlines() if "lenet5_series run" in line]
+    assert command.split()[4:] == expected
