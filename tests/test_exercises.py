@@ -304,7 +304,10 @@ def test_05_solutions_run_and_say_what_their_outputs_show(tmp_path):
     assert "05-1: 32 is right" in out[0]
     assert any("image/png" in o.get("data", {}) for o in nb.cells[-4]["outputs"])
     assert out[1].count("average [2.0, 4.0, 6.0]") == 3 and "[2.0, 4.0, 6.0]" in found[2]["text"]
-    assert "batch 64 on two processes against batch 128 on one" in out[2]
+    gaps = re.search(r"batch 64 on two processes against batch 128 on one: (\S+) \(batch 128 on two: (\S+); "
+                     r"moved during training: (\S+)\)", out[2])
+    assert gaps and float(gaps[1]) > float(gaps[3]) > 100 * float(gaps[2])  # more than training moved them
+    assert "by more than its 5 steps moved them" in flat(found[3]["text"])
     assert "mean over all 128: 0.353; average of the two ranks' means: 0.55" in out[3]
     assert "05-4: 0.353 is right" in out[3] and "0.353" in found[4]["text"] and "0.55" in found[4]["text"]
 
