@@ -795,10 +795,16 @@ ANSWERS = {
              "torch.bincount(train_raw.targets) counts each digit; which count is smallest?"),
     "01-3": ("5b8aaddf6bc4adee", 2,
              "the std of x_train * 0.5 + 0.5 (32x32, in [0, 1]), not of the 28x28 bytes."),
+    "02-1": ("baa4f1f694e17ac6", 0,
+             "with padding P the side is (W - 5 + 2P) + 1; which W gives conv1 its 28 outputs?"),
     "02-2": ("0f9550786e5bf710", 0, "each conv2 filter then has 3 x 5 x 5 weights, plus one bias."),
     "03-1": ("a93154f244bf25b7", 2, "a uniform guess gives the right digit 1/10; the loss is -ln of that."),
     "03-4": ("bec7ac8e53d50fb4", 0, "55,000 images in batches of 512; the last, smaller batch counts too."),
     "04-2": ("99a7b082aa429af4", 0, "0.95 % of 10,000 digits; an error rate is 1 - accuracy."),
+    "05-1": ("ce3c022f9cee3b1a", 0, "the global batch stays 128, whatever the number of ranks."),
+    "05-4": ("49e559e496b52571", 3, "weigh each rank's mean by its number of images, then divide by 128."),
+    "06-1": ("a50f9eb855ee4b0a", 0,
+             "the longer side of the box becomes 20; the other is scaled by the same factor, then rounded."),
 }
 
 

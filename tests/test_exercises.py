@@ -251,3 +251,92 @@ def test_04_exercise_5_picks_the_run_that_finished_last_and_labels_it(tmp_path, 
     assert "this run: default recipe, augmented, 1 epochs, 1,000 images, seed 0" in out
     assert "default recipe, augmented" in text([c for c in nb.cells if "rows = [" in c.source])
     assert lh.latest_run(runs).name == "a-augmented"
+
+
+def flat(words: str) -> str:
+    """A solution's text with its line breaks and backticks gone, to find a claim in it."""
+    return " ".join(words.replace("`", "").split())
+
+
+def rerun_all(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """Every code cell after the parameters cell again, as fresh copies (issue 17: a solution's cell
+    at the end must not change a name that an earlier cell needs)."""
+    return edited_and_rerun(nb)[1:]
+
+
+# ------------------------------------------------------------------------------------------------
+# 02
+# ------------------------------------------------------------------------------------------------
+
+def test_02_solutions_run_and_say_what_their_outputs_show(tmp_path):
+    nb = read("02-building-lenet5.ipynb")
+    found = solutions(nb)
+    assert sorted(found) == [1, 2, 3, 4, 5]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 5)]
+    again = rerun_all(nb)
+    out_nb = execute("02-building-lenet5.ipynb", tmp_path / "02.ipynb", extra + again)
+    cells = out_nb.cells[-len(extra + again):]
+    assert not errors(cells)
+    out = [text([c]) for c in cells[:5]]
+    words = {n: flat(found[n]["text"]) for n in found}
+    assert "conv1 with padding=2 on 28x28: 28" in out[0] and "02-1: 28 is right" in out[0]
+    assert "a 28x28 batch through padded: (128, 10)" in out[0]
+    assert "(128x480 and 120x84)" in out[0] and "480 numbers instead of 120" in words[1]
+    assert "parameters 1,216" in out[1] and "02-2: 1216 is right" in out[1] and "1,216" in words[2]
+    assert "parameters with AvgPool2d: 61,706" in out[2] and "subsampling layers would add 44" in out[2]
+    assert "61,706" in words[3] and "44 parameters more" in words[3]
+    for claim in ("ValueError: LeNet5 expects a batch of shape (N, 1, 32, 32); got 1x1x64x64.",
+                  "RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x9720 and 120x84)",
+                  "64 → 60 → 30 → 26 → 13 → 9", "9,720"):
+        assert claim in out[3] and claim in words[4], claim
+    assert any("image/png" in o.get("data", {}) for o in cells[4]["outputs"])
+
+
+# ------------------------------------------------------------------------------------------------
+# 05
+# ------------------------------------------------------------------------------------------------
+
+def test_05_solutions_run_and_say_what_their_outputs_show(tmp_path):
+    found = solutions(read("05-scaling-out.ipynb"))
+    assert sorted(found) == [1, 2, 3, 4, 5]
+    assert not found[5]["code"]  # exercise 5 is done in a terminal
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
+    # the two comparison runs short (1 epoch, 2,000 images), so quick mode's 95 % check is off
+    nb = execute("05-scaling-out.ipynb", tmp_path / "05.ipynb", extra, run_dir=str(tmp_path / "runs"),
+                 quick=False, epochs=1, train_subset=2000)
+    out = [text([c]) for c in nb.cells[-4:]]
+    assert not errors(nb.cells)
+    assert "05-1: 32 is right" in out[0]
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[-4]["outputs"])
+    assert out[1].count("average [2.0, 4.0, 6.0]") == 3 and "[2.0, 4.0, 6.0]" in found[2]["text"]
+    gaps = re.search(r"batch 64 on two processes against batch 128 on one: (\S+) \(batch 128 on two: (\S+); "
+                     r"moved during training: (\S+)\)", out[2])
+    assert gaps and float(gaps[1]) > float(gaps[3]) > 100 * float(gaps[2])  # more than training moved them
+    assert "by more than its 5 steps moved them" in flat(found[3]["text"])
+    assert "mean over all 128: 0.353; average of the two ranks' means: 0.55" in out[3]
+    assert "05-4: 0.353 is right" in out[3] and "0.353" in found[4]["text"] and "0.55" in found[4]["text"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 06
+# ------------------------------------------------------------------------------------------------
+
+def test_06_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
+    nb = read("06-draw-a-digit.ipynb")
+    found = solutions(nb)
+    assert sorted(found) == [1, 2, 3, 4, 5]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 5)]
+    again = rerun_all(nb)
+    out_nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", extra + again, run_dir=str(short_run))
+    cells = out_nb.cells[-len(extra + again):]
+    assert not errors(cells)
+    out = [text([c]) for c in cells[:5]]
+    assert "06-1: 4 is right" in out[0]
+    box = re.search(r"bounding box \((\d+), (\d+)\), scaled by [\d.]+ to \((\d+), (\d+)\)", out[0])
+    words = flat(found[1]["text"])
+    assert box and f"{box[1]}×{box[2]}" in words and f"{box[3]}×{box[4]}" in words
+    assert "7 without a bar: read" in out[1] and "7 with a bar: read" in out[1]
+    assert out[2].count("unnormalised: read") == 7 and "7 in a corner" in out[2]
+    assert [line.split(":")[0] for line in out[3].splitlines() if line] == ["pen  6", "pen 28", "pen 40"]
+    assert out[4].startswith("read ")
+    assert all(any("image/png" in o.get("data", {}) for o in cells[n]["outputs"]) for n in (1, 4))

@@ -100,6 +100,10 @@ def test_check_answer_says_right_or_wrong_with_a_hint_and_never_stores_the_answe
     assert lh.check_answer("01-2", 5) and not lh.check_answer("01-2", 1)
     assert lh.check_answer("03-4", 108) and not lh.check_answer("03-4", 107)
     assert lh.check_answer("04-2", 95) and lh.check_answer("01-3", 0.2892) and lh.check_answer("02-2", 1216)
+    assert lh.check_answer("02-1", 28) and not lh.check_answer("02-1", 32)
+    assert lh.check_answer("05-1", 32) and lh.check_answer("05-4", 0.353125)
+    assert not lh.check_answer("05-4", 0.55)
+    assert lh.check_answer("06-1", 4) and not lh.check_answer("06-1", 20)
     source = open(lh.__file__).read()
     answers = source[source.index("ANSWERS = {"):source.index("def check_answer")]
     assert "2.30" not in answers and "108" not in answers and "0.29" not in answers
