@@ -152,8 +152,8 @@ def init_worker(threads: int, with_test: bool, deadline: float | None = None,
     torch.set_num_threads(threads)
     _DATA["deadline"] = deadline
     _DATA["device"] = lh.pick_device(device, verbose=False)
-    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"])
-    _DATA["train"], _DATA["val"] = lh.split_validation(*data["train"])
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"])  # split: 55,000 / 5,000
+    _DATA["train"], _DATA["val"] = data["train"], data["val"]
     if with_test:
         _DATA["test"] = data["test"]
 
@@ -176,6 +176,8 @@ def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
         seconds += time.perf_counter() - start
         loss, accuracy = lh.evaluate(model, *_DATA["val"])
         curve.append(accuracy)
+        print(f"  seed {seed}, {describe(s)[:40]}...: epoch {len(curve)}, val {accuracy:.2%}, "
+              f"{seconds:.0f} s so far", flush=True)  # a run takes minutes: show it is moving
         if not math.isfinite(loss) or (max(curve) >= 0.5 and accuracy < max(curve) / 2):
             diverged = True  # a dead network stays dead: stop, and count the run as it ended
             break

@@ -1,10 +1,17 @@
-"""The validation split: fixed, disjoint, the right sizes, the training order kept (synthetic data)."""
+"""The validation split: fixed, disjoint, the right sizes, the training order kept (synthetic data);
+the ablation benchmark uses the same split (real MNIST)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import torch
+from conftest import needs_mnist
 
 import lenet5_helpers as lh
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def numbered(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,3 +57,17 @@ def test_default_size_holds_out_5000_of_60000():
     assert lh.VALIDATION_SIZE == 5_000
     assert len(train[0]) == 55_000 and len(val[0]) == 5_000
     assert len(set(ids(val))) == 5_000
+
+
+@needs_mnist
+def test_the_ablation_benchmark_trains_and_scores_on_the_notebooks_split():
+    """benchmarks/ablation.py must measure on the split the notebooks use: 55,000 training images and
+    the same 5,000 validation images (splitting again would train on 50,000 and score other digits)."""
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    ablation.init_worker(threads=torch.get_num_threads(), with_test=False)
+    data = lh.mnist_tensors()
+    assert len(ablation._DATA["train"][0]) == 60_000 - lh.VALIDATION_SIZE
+    for split in ("train", "val"):
+        assert all(torch.equal(a, b) for a, b in zip(ablation._DATA[split], data[split], strict=True))
