@@ -149,9 +149,9 @@ _DATA: dict = {}  # each worker process loads MNIST once
 def init_worker(threads: int, with_test: bool, deadline: float | None = None,
                 device: str = "cpu") -> None:
     """Load and split MNIST in this worker; one thread, so side-by-side runs share the cores."""
-    torch.set_num_threads(threads)
     _DATA["deadline"] = deadline
-    _DATA["device"] = lh.pick_device(device, verbose=False)
+    _DATA["device"] = lh.pick_device(device, verbose=False)  # this sets the thread budget: cut it after
+    torch.set_num_threads(threads)
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"])  # split: 55,000 / 5,000
     _DATA["train"], _DATA["val"] = data["train"], data["val"]
     if with_test:
