@@ -77,3 +77,50 @@ def test_the_ablation_benchmark_trains_and_scores_on_the_notebooks_split():
     assert len(ablation._DATA["train"][0]) == 60_000 - lh.VALIDATION_SIZE
     for split in ("train", "val"):
         assert all(torch.equal(a, b) for a, b in zip(ablation._DATA[split], data[split], strict=True))
+
+
+def load_ablation():
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    return ablation
+
+
+def test_an_ablation_variant_trains_with_its_own_distortion_sizes(monkeypatch):
+    """A variant's "distort" sizes must reach lh.random_distort (the sweep compared them), and the next
+    run without them must get the helper's own sizes again (one worker runs many steps)."""
+    ablation = load_ablation()
+    monkeypatch.setattr(lh, "random_distort", lh.random_distort)  # train() swaps it: put it back after
+    calls = []
+
+    def spy(x, **sizes):
+        calls.append(sizes)
+        return x
+
+    ablation.RANDOM_DISTORT = spy
+    x, y = numbered(64)
+    images = x.expand(64, 1, 32, 32).contiguous()
+    ablation._DATA.update(train=(images, y), val=(images[:8], y[:8]), device=torch.device("cpu"))
+    for step, expected in (("augmentation-milder", ablation.STEPS["augmentation-milder"]["distort"]),
+                           ("augmentation", {})):
+        calls.clear()
+        ablation.train(dict(ablation.STEPS[step], epochs=1, batch_size=32), seed=0)
+        assert len(calls) == 2 and all(c == {"generator": calls[0]["generator"], **expected} for c in calls)
+    assert "turn 10 deg" in ablation.describe(ablation.STEPS["augmentation-milder"])
+    assert "deg" not in ablation.describe(ablation.STEPS["augmentation"])  # old rows keep their names
+
+
+@needs_mnist
+def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation():
+    """--final --all-training-images: the 5,000 validation images join the training set, so there is
+    no validation figure to report (an accuracy on images it trained on would read as one)."""
+    ablation = load_ablation()
+    before = torch.get_num_threads()
+    try:
+        ablation.init_worker(threads=1, with_test=True, validation=False)
+    finally:
+        torch.set_num_threads(before)
+    assert len(ablation._DATA["train"][0]) == 60_000 and ablation._DATA["val"] is None
+    ablation._DATA["train"] = tuple(t[:256] for t in ablation._DATA["train"])  # a short run suffices
+    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), seed=0)
+    assert figures["val_accuracy"] is None and "val_curve" not in figures
