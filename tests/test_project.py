@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import re
+import statistics
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
@@ -120,3 +122,29 @@ def test_scripts_use_only_names_the_helper_has(path):
     used = set(re.findall(r"\blh\.([A-Za-z_]\w*)", (ROOT / path).read_text()))
     missing = sorted(name for name in used if not hasattr(lh, name))
     assert not missing, f"{path} uses lh.{', lh.'.join(missing)}, which lenet5_helpers lacks"
+
+
+def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
+    """Every row of README's final test table (mean, min, max over seeds 0-4) is computed from
+    benchmarks/results/final_test.csv, and notebook 03 quotes the same means: a number in the text
+    comes from a committed measurement."""
+    with open(ROOT / "benchmarks" / "results" / "final_test.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| recipe, seeds 0–4 | training images |"):]
+    lines = table[:table.index("\n\n")].splitlines()[2:]
+    assert len(lines) == 4
+    means = []
+    for line in lines:
+        what, images, mean, spread = (c.strip() for c in line.strip("|").split("|"))
+        epochs = int(re.search(r"(\d+) epochs", what).group(1))
+        accuracy = [float(r["test_accuracy"]) for r in runs
+                    if r["augment"] == str("augment=True" in what) and int(r["epochs"]) == epochs
+                    and int(r["train_images"]) == int(images.replace(",", "")) and int(r["seed"]) < 5]
+        assert len(accuracy) == 5, line
+        assert mean == f"**{100 * statistics.mean(accuracy):.2f} %**", line
+        assert spread.startswith(f"{100 * min(accuracy):.2f}–{100 * max(accuracy):.2f} %"), line
+        means.append(mean.strip("*"))
+    notebook = "".join("".join(c["source"]) for c in json.loads(
+        (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
+    assert all(m in notebook for m in (means[0], means[1], means[3]))  # 03 quotes the same figures
