@@ -32,6 +32,7 @@ side by side in separate processes with one thread each (--workers, --threads).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import functools
@@ -41,6 +42,7 @@ import math
 import multiprocessing as mp
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -190,6 +192,18 @@ def init_worker(threads: int, with_test: bool, deadline: float | None = None,
         _DATA["test"] = data["test"]
 
 
+@contextlib.contextmanager
+def distortion_sizes(sizes: dict) -> Iterator[None]:
+    """Within the block, lh.random_distort uses a variant's own sizes (lh.train_epoch calls it by
+    name); the helper's own function is back afterwards."""
+    before = lh.random_distort
+    lh.random_distort = functools.partial(RANDOM_DISTORT, **sizes)
+    try:
+        yield
+    finally:
+        lh.random_distort = before
+
+
 def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
     """One run of a step's settings from a seed; returns the model and its validation figures."""
     x, y = _DATA["train"]
@@ -198,16 +212,15 @@ def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
     steps = -(-len(x) // s["batch_size"])
     optimizer, scheduler = make_optimizer(model, s, steps)
     generator = torch.Generator(x.device).manual_seed(seed)
-    # A variant's distortion sizes: lh.train_epoch calls lh.random_distort, so give it these.
-    lh.random_distort = functools.partial(RANDOM_DISTORT, **s.get("distort", {}))
     curve, seconds, diverged, loss = [], 0.0, False, float("nan")
     watch = _DATA["val"]  # scored after every epoch: the curve, the best epoch, a dead network
     if watch is None:  # trained on all 60,000: watch the first 5,000 of them, for progress only
         watch = tuple(t[:lh.VALIDATION_SIZE] for t in _DATA["train"])
     for _ in range(s["epochs"]):
         start = time.perf_counter()
-        lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
-                       augment=s["augment"], label_smoothing=s["label_smoothing"])
+        with distortion_sizes(s.get("distort", {})):
+            lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
+                           augment=s["augment"], label_smoothing=s["label_smoothing"])
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - start
@@ -358,6 +371,9 @@ def main() -> None:
     parser.add_argument("--deadline", default=None,
                         help="UTC time HH:MM after which no new run starts (the rest are skipped)")
     args = parser.parse_args()
+    if args.all_training_images and not args.final:
+        parser.error("--all-training-images goes with --final: the ladder is chosen on the validation "
+                     "images, so it must not train on them")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lh.prepare_mnist(verbose=False)

@@ -134,7 +134,7 @@ def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
     table = readme[readme.index("| recipe, seeds 0–4 | training images |"):]
     lines = table[:table.index("\n\n")].splitlines()[2:]
     assert len(lines) == 4
-    means = []
+    means, spreads = [], []
     for line in lines:
         what, images, mean, spread = (c.strip() for c in line.strip("|").split("|"))
         epochs = int(re.search(r"(\d+) epochs", what).group(1))
@@ -145,6 +145,26 @@ def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
         assert mean == f"**{100 * statistics.mean(accuracy):.2f} %**", line
         assert spread.startswith(f"{100 * min(accuracy):.2f}–{100 * max(accuracy):.2f} %"), line
         means.append(mean.strip("*"))
+        spreads.append(spread.split(" %")[0] + " %")
     notebook = "".join("".join(c["source"]) for c in json.loads(
         (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
-    assert all(m in notebook for m in (means[0], means[1], means[3]))  # 03 quotes the same figures
+    assert all(m in notebook for m in (means[0], means[1], means[3], spreads[3]))  # 03 quotes them
+
+
+def test_the_readmes_augmentation_variants_are_what_the_sweep_csv_holds():
+    """README's table of augmentation variants (validation accuracy) against the committed summary
+    benchmarks/results/augmentation-sweep/ablation.csv: the step itself and every variant whose runs
+    all finished alive (their mean and min-max are quoted)."""
+    with open(ROOT / "benchmarks" / "results" / "augmentation-sweep" / "ablation.csv", newline="") as f:
+        steps = {r["step"]: r for r in csv.DictReader(f)}
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("**Can augmentation do better on the 55,000?**"):]
+    table = table[:table.index("\n\nNone beats")]
+    alive = [r for r in steps.values() if r["diverged"] == "0"]
+    assert len(alive) >= 5  # the step, and four variants
+    for r in alive:
+        mean, low, high = (100 * float(r[f"val_accuracy_{k}"]) for k in ("mean", "min", "max"))
+        assert f"{mean:.2f} % | {low:.2f}–{high:.2f} %" in table or (
+            r["step"] == "augmentation" and f"{mean:.2f} % ({low:.2f}–{high:.2f} %)" in table), r["step"]
+        seeds = r["seeds"].split()
+        assert len(seeds) == 5 or f"(seeds 0–{seeds[-1]})" in table, r["step"]  # fewer seeds: said

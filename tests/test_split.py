@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import needs_mnist
 
@@ -86,11 +87,11 @@ def load_ablation():
     return ablation
 
 
-def test_an_ablation_variant_trains_with_its_own_distortion_sizes(monkeypatch):
+def test_an_ablation_variant_trains_with_its_own_distortion_sizes():
     """A variant's "distort" sizes must reach lh.random_distort (the sweep compared them), and the next
     run without them must get the helper's own sizes again (one worker runs many steps)."""
     ablation = load_ablation()
-    monkeypatch.setattr(lh, "random_distort", lh.random_distort)  # train() swaps it: put it back after
+    helpers_own = lh.random_distort
     calls = []
 
     def spy(x, **sizes):
@@ -106,6 +107,7 @@ def test_an_ablation_variant_trains_with_its_own_distortion_sizes(monkeypatch):
         calls.clear()
         ablation.train(dict(ablation.STEPS[step], epochs=1, batch_size=32), seed=0)
         assert len(calls) == 2 and all(c == {"generator": calls[0]["generator"], **expected} for c in calls)
+        assert lh.random_distort is helpers_own  # the swap ends with the run: nothing leaks
     assert "turn 10 deg" in ablation.describe(ablation.STEPS["augmentation-milder"])
     assert "deg" not in ablation.describe(ablation.STEPS["augmentation"])  # old rows keep their names
 
@@ -124,3 +126,12 @@ def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation():
     ablation._DATA["train"] = tuple(t[:256] for t in ablation._DATA["train"])  # a short run suffices
     _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), seed=0)
     assert figures["val_accuracy"] is None and "val_curve" not in figures
+
+
+def test_the_ablation_refuses_to_train_the_ladder_on_its_validation_images(monkeypatch, capsys):
+    """--all-training-images without --final would choose recipes on images they trained on."""
+    ablation = load_ablation()
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--all-training-images", "--out", "unused"])
+    with pytest.raises(SystemExit):
+        ablation.main()
+    assert "--all-training-images goes with --final" in capsys.readouterr().err
