@@ -92,6 +92,8 @@ VARIANTS = {
                               "The augmentation step with half the weight decay (less regularisation)."),
     "augmentation-lr0.1": ("+ augmentation, lr peak 0.1", "augmentation", {"lr": 0.1},
                            "The augmentation step with a one-cycle peak of 0.1 instead of 0.15."),
+    "augmentation-20-epochs": ("+ augmentation, 20 epochs", "augmentation", {"epochs": 20},
+                               "The augmentation step for 20 epochs instead of 15 (issue 11 allows 20)."),
     "augmentation-batch64": ("+ augmentation, batch 64", "augmentation", {"batch_size": 64},
                              "The augmentation step with batches of 64: twice the steps, noisier ones."),
     "augmentation-milder": ("+ milder augmentation", "augmentation",
