@@ -409,13 +409,17 @@ def schedule_per_step(cfg: dict, steps: int) -> dict[str, list[float]]:
 
 
 def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 15.0,
-                   max_scale: float = 0.15, generator: torch.Generator | None = None) -> torch.Tensor:
+                   max_scale: float = 0.15, elastic: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Shift, then turn and scale each image by its own small random amount (on x's device).
 
     A shift of up to `max_shift` pixels each way, then a turn of up to `max_rotate` degrees and a
     scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
     distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
     Notebook 03, "Augmentation", writes it out as `distort`.
+    With `elastic` > 0 each image is also bent like a rubber sheet (Simard et al. 2003): 4x4 points
+    move by random amounts (`elastic` pixels typical), and bicubic interpolation spreads those
+    moves smoothly over every pixel.
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
@@ -425,6 +429,10 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     dx, dy = u[:, 2] * max_shift * 2 / w, u[:, 3] * max_shift * 2 / h  # the image spans -1..1
     theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if elastic > 0:  # (n, 2, 4, 4) random moves in pixels -> a smooth (n, h, w, 2) field in -1..1 units
+        moves = torch.randn(n, 2, 4, 4, device=x.device, generator=generator) * elastic
+        field = F.interpolate(moves, size=(h, w), mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1) * torch.tensor([2 / w, 2 / h], device=x.device)
     return F.grid_sample(x - BACKGROUND, grid, align_corners=False) + BACKGROUND  # 0 = background
 
 

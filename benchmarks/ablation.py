@@ -103,6 +103,14 @@ VARIANTS = {
                               {"distort": {"max_shift": 3.0, "max_rotate": 20.0, "max_scale": 0.2}},
                               "The augmentation step with larger shifts (3 px), turns (20 deg) and "
                               "scalings (+-20 %)."),
+    "augmentation-elastic1": ("+ augmentation, elastic 1 px", "augmentation",
+                              {"distort": {"elastic": 1.0}},
+                              "The augmentation step, each digit also bent like a rubber sheet "
+                              "(4x4 points moved 1 px typical; Simard et al. 2003)."),
+    "augmentation-elastic2": ("+ augmentation, elastic 2 px", "augmentation",
+                              {"distort": {"elastic": 2.0}},
+                              "The augmentation step, each digit also bent like a rubber sheet "
+                              "(4x4 points moved 2 px typical; Simard et al. 2003)."),
 }
 
 # The recipes --final can score: a name and the ladder step or variant that defines it.
@@ -148,8 +156,9 @@ def describe(s: dict) -> str:
         momentum = f"momentum {s['momentum']:g}" + (" (Nesterov)" if s["nesterov"] else "")
         lr = f"constant lr {s['lr']:g}"
     d = s.get("distort")  # a variant's own distortion sizes
-    sizes = (f" (shift {d['max_shift']:g} px, turn {d['max_rotate']:g} deg, "
-             f"scale +-{d['max_scale']:g})") if d else ""
+    words = {"max_shift": "shift {:g} px", "max_rotate": "turn {:g} deg", "max_scale": "scale +-{:g}",
+             "elastic": "elastic {:g} px"}
+    sizes = f" ({', '.join(words[k].format(v) for k, v in d.items())})" if d else ""
     return (f"SGD {lr}; {momentum}; weight decay {s['weight_decay']:g}; label smoothing "
             f"{s['label_smoothing']:g}; batch {s['batch_size']}; {s['epochs']} epochs; "
             f"augment {s['augment']}{sizes}")

@@ -110,14 +110,16 @@ def test_01_solutions_run_and_say_what_their_outputs_show(tmp_path):
 def test_03_code_solutions_and_the_ablation_cell_on_a_fixture(tmp_path):
     nb = read("03-training.ipynb")
     found = solutions(nb)
-    assert sorted(found) == [1, 2, 3, 4, 5]
+    assert sorted(found) == [1, 2, 3, 4, 5, 6]
     draw = next(c.source for c in nb.cells if c.cell_type == "code" and "csv.DictReader" in c.source)
     extra = [cell(found[1]["code"]), cell(found[5]["code"]),
              cell(f"ablation_csv = Path({str(FIXTURES / 'ablation.csv')!r})"), cell(draw),
-             cell("ablation_csv = Path('no-such.csv')"), cell(draw)]
+             cell("ablation_csv = Path('no-such.csv')"), cell(draw), cell(found[6]["code"]),
+             cell("assert bent.shape == originals.shape and not torch.allclose(bent, originals, atol=0.1)")]
     out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, run_dir=str(tmp_path / "run"),
-                  **SHORT).cells[-6:]
+                  **SHORT).cells[-8:]
     assert not errors(out)
+    assert any("image/png" in o.get("data", {}) for o in out[6]["outputs"])  # 6: the bent digits
     assert "03-1: 2.30 is right" in text(out[:1])
     assert "108 430" in text(out[1:2]) and "03-4: 108 is right" in text(out[1:2])
     assert "108 steps instead of 430" in found[5]["text"]

@@ -168,3 +168,7 @@ def test_the_readmes_augmentation_variants_are_what_the_sweep_csv_holds():
             r["step"] == "augmentation" and f"{mean:.2f} % ({low:.2f}–{high:.2f} %)" in table), r["step"]
         seeds = r["seeds"].split()
         assert len(seeds) == 5 or f"(seeds 0–{seeds[-1]})" in table, r["step"]  # fewer seeds: said
+    notebook = "".join("".join(c["source"]) for c in json.loads(
+        (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
+    for step in ("augmentation", "augmentation-elastic1", "augmentation-elastic2"):  # exercise 6 quotes them
+        assert f"{100 * float(steps[step]['val_accuracy_mean']):.2f} %" in notebook, step

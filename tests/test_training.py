@@ -186,6 +186,21 @@ def test_random_distort_with_no_range_changes_nothing_and_keeps_the_background()
     assert torch.allclose(lh.random_distort(blank), blank, atol=1e-6)
 
 
+def test_random_distort_elastic_bends_smoothly_by_about_its_size_and_is_off_by_default():
+    """A ramp image (pixel value = its column) read back gives each pixel's horizontal move: with
+    elastic=e and no affine part the moves are about e pixels, differ little between neighbours (a
+    smooth bend, not noise), and elastic=0 (the default) draws no extra random numbers."""
+    ramp = torch.arange(32.0).expand(64, 1, 32, 32) + lh.BACKGROUND
+    bent = lh.random_distort(ramp, max_shift=0, max_rotate=0, max_scale=0, elastic=1.5,
+                             generator=torch.Generator().manual_seed(0))
+    moves = (bent - ramp)[:, 0, 6:26, 6:26]  # inside: never read from beyond the edge
+    assert 0.6 * 1.5 <= moves.std() <= 1.5 * 1.5
+    assert (moves[:, :, 1:] - moves[:, :, :-1]).abs().mean() < 0.25 * moves.abs().mean()  # noise: above 1
+    assert (moves.abs().amax(dim=(1, 2)) > 0.3).all()  # every image is bent
+    again = lh.random_distort(ramp, elastic=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, lh.random_distort(ramp, generator=torch.Generator().manual_seed(0)))
+
+
 def test_recipes_and_overrides():
     reference = lh.resolve_recipe("reference")
     assert (reference["lr"], reference["momentum"], reference["epochs"]) == (1e-3, 0, 500)
