@@ -93,7 +93,7 @@ def imports_of(path: Path) -> set[str]:
 
 def test_imports_run_one_way_runner_then_helpers_then_infrastructure():
     below = {"lenet5_series.paths", "lenet5_series.params", "lenet5_series.mnist", "lenet5_series.runs",
-             "lenet5_series.threads"}
+             "lenet5_series.threads", "lenet5_series.exercises"}
     helper_imports = imports_of(ROOT / "lenet5_helpers.py")
     assert helper_imports and helper_imports <= below, helper_imports
     for name in below:
