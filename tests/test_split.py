@@ -112,6 +112,25 @@ def test_an_ablation_variant_trains_with_its_own_distortion_sizes():
     assert "deg" not in ablation.describe(ablation.STEPS["augmentation"])  # old rows keep their names
 
 
+def test_an_ablation_variant_can_leave_its_last_epochs_undistorted():
+    """"clean_last": k trains the last k epochs on the digits as they are (the sweep measured k = 2..8),
+    and --final --recipe default-undistorted-end --augment scores exactly that variant's settings, so
+    the test figures in final_test.csv belong to the variant chosen on validation."""
+    ablation = load_ablation()
+    calls = []
+    ablation.RANDOM_DISTORT = lambda x, **sizes: calls.append(sizes) or x
+    x, y = numbered(64)
+    images = x.expand(64, 1, 32, 32).contiguous()
+    ablation._DATA.update(train=(images, y), val=(images[:8], y[:8]), device=torch.device("cpu"))
+    settings = dict(ablation.STEPS["augmentation-clean-last-4"], epochs=3, batch_size=32, clean_last=1)
+    ablation.train(settings, seed=0)
+    assert len(calls) == 2 * 2  # 2 batches in each of the first 2 epochs; none in the third
+    assert ablation.describe(settings).endswith("augment True, not in the last 1 epochs")
+    chosen = ablation.FINAL_RECIPES["default-undistorted-end"]
+    final = dict(ablation.STEPS[chosen], augment=True, epochs=15)  # what main() builds for --final
+    assert final == ablation.STEPS["augmentation-clean-last-4"] and final["clean_last"] == 4
+
+
 @needs_mnist
 def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation():
     """--final --all-training-images: the 5,000 validation images join the training set, so there is
