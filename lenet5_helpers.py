@@ -418,9 +418,10 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     scaling by up to +-`max_scale` about the centre: one affine map per image, the kind of
     distortion LeCun et al. trained LeNet-5 with in 1998. Pixels from outside are background.
     Notebook 03, "Augmentation", writes it out as `distort`.
-    With `elastic` > 0 each image is also bent like a rubber sheet (Simard et al. 2003): 4x4 points
-    move by random amounts (`elastic` pixels typical), and bicubic interpolation spreads those
-    moves smoothly over every pixel.
+    With `elastic` > 0 each image is also bent like a rubber sheet, after Simard et al. 2003 (they
+    smoothed a random move per pixel with a Gaussian; here 4x4 points move by random amounts,
+    `elastic` pixels typical, and bicubic interpolation spreads those moves over every pixel).
+    Notebook 03, exercise 6, shows bent digits; they made LeNet-5 worse (README "Results").
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]

@@ -374,6 +374,12 @@ def write_summary(runs_csv: Path, out_csv: Path) -> None:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
+def final_settings(recipe: str, augment: bool, epochs: int | None = None) -> dict:
+    """The settings --final trains and scores: the recipe's ladder step, with or without augmentation,
+    12 epochs (15 with augmentation) unless told."""
+    return dict(STEPS[FINAL_RECIPES[recipe]], augment=augment, epochs=epochs or (15 if augment else 12))
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
     if "-" in text:
@@ -401,6 +407,8 @@ def main() -> None:
     parser.add_argument("--deadline", default=None,
                         help="UTC time HH:MM after which no new run starts (the rest are skipped)")
     args = parser.parse_args()
+    if args.recipe == "default-undistorted-end" and not args.augment:
+        parser.error("--recipe default-undistorted-end goes with --augment: it is a way of augmenting")
     if args.all_training_images and not args.final:
         parser.error("--all-training-images goes with --final: the ladder is chosen on the validation "
                      "images, so it must not train on them")
@@ -409,8 +417,7 @@ def main() -> None:
     lh.prepare_mnist(verbose=False)
     seeds = parse_seeds(args.seeds or ("0-4" if args.final else "0-2"))
     if args.final:
-        s = dict(STEPS[FINAL_RECIPES[args.recipe]], augment=args.augment)
-        s["epochs"] = args.epochs or (15 if args.augment else 12)
+        s = final_settings(args.recipe, args.augment, args.epochs)
         csv_path = out / "final_test.csv"
         n_train = 60_000 if args.all_training_images else 60_000 - lh.VALIDATION_SIZE
         done = {(r["recipe"], r["settings"], int(r["seed"]), int(r["train_images"]))

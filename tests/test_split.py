@@ -126,9 +126,9 @@ def test_an_ablation_variant_can_leave_its_last_epochs_undistorted():
     ablation.train(settings, seed=0)
     assert len(calls) == 2 * 2  # 2 batches in each of the first 2 epochs; none in the third
     assert ablation.describe(settings).endswith("augment True, not in the last 1 epochs")
-    chosen = ablation.FINAL_RECIPES["default-undistorted-end"]
-    final = dict(ablation.STEPS[chosen], augment=True, epochs=15)  # what main() builds for --final
+    final = ablation.final_settings("default-undistorted-end", augment=True)  # what --final trains
     assert final == ablation.STEPS["augmentation-clean-last-4"] and final["clean_last"] == 4
+    assert ablation.final_settings("default", augment=True) == ablation.STEPS["augmentation"]
 
 
 @needs_mnist
@@ -145,6 +145,15 @@ def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation():
     ablation._DATA["train"] = tuple(t[:256] for t in ablation._DATA["train"])  # a short run suffices
     _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), seed=0)
     assert figures["val_accuracy"] is None and "val_curve" not in figures
+
+
+def test_the_ablation_refuses_the_undistorted_end_without_augmentation(monkeypatch, capsys):
+    ablation = load_ablation()
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--final", "--recipe", "default-undistorted-end",
+                                     "--out", "unused"])
+    with pytest.raises(SystemExit):
+        ablation.main()
+    assert "goes with --augment" in capsys.readouterr().err
 
 
 def test_the_ablation_refuses_to_train_the_ladder_on_its_validation_images(monkeypatch, capsys):
