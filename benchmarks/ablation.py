@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 
 import lenet5_helpers as lh
+from lenet5_series.params import parse_seeds
 from lenet5_series.paths import runs_dir
 
 # The reference post's recipe, with this benchmark's epoch count: every ladder step starts from it.
@@ -380,14 +381,6 @@ def final_settings(recipe: str, augment: bool, epochs: int | None = None) -> dic
     return dict(STEPS[FINAL_RECIPES[recipe]], augment=augment, epochs=epochs or (15 if augment else 12))
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default=",".join(LADDER),
@@ -412,10 +405,13 @@ def main() -> None:
     if args.all_training_images and not args.final:
         parser.error("--all-training-images goes with --final: the ladder is chosen on the validation "
                      "images, so it must not train on them")
+    try:
+        seeds = parse_seeds(args.seeds or ("0-4" if args.final else "0-2"))
+    except ValueError as e:
+        parser.error(str(e))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lh.prepare_mnist(verbose=False)
-    seeds = parse_seeds(args.seeds or ("0-4" if args.final else "0-2"))
     if args.final:
         s = final_settings(args.recipe, args.augment, args.epochs)
         csv_path = out / "final_test.csv"

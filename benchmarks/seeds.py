@@ -21,6 +21,7 @@ import time
 import torch
 
 import lenet5_helpers as lh
+from lenet5_series.params import parse_seeds
 
 
 def one_run(args: tuple) -> dict:
@@ -44,14 +45,6 @@ def one_run(args: tuple) -> dict:
     return row
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4", help="'0-9' or '0,3,7'")
@@ -62,11 +55,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=lh.DEVICES)
     parser.add_argument("--workers", type=int, default=1, help="runs at once (a GPU takes several)")
     args = parser.parse_args()
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        parser.error(str(e))
     device = lh.pick_device(args.device)
     lh.prepare_mnist(verbose=False)
     settings = {"recipe": args.recipe, "epochs": args.epochs, "lr": args.lr, "augment": args.augment}
     threads = max(1, torch.get_num_threads() // args.workers)
-    jobs = [(seed, settings, device.type, threads) for seed in parse_seeds(args.seeds)]
+    jobs = [(seed, settings, device.type, threads) for seed in seeds]
     print(f"{len(jobs)} seeds of {settings} on {device.type}, torch {torch.__version__}")
     pool = mp.get_context("spawn").Pool(args.workers)
     rows = []

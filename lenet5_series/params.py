@@ -49,3 +49,18 @@ def parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def parse_seeds(text: str) -> list[int]:
+    """The benchmarks' --seeds: '0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
+    try:
+        if "-" in text:
+            low, high = text.split("-")
+            seeds = list(range(int(low), int(high) + 1))
+        else:
+            seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"--seeds {text!r} is not accepted: give a range like 0-4 or a list like 0,3,7.")
+    return seeds

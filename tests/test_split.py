@@ -163,3 +163,23 @@ def test_the_ablation_refuses_to_train_the_ladder_on_its_validation_images(monke
     with pytest.raises(SystemExit):
         ablation.main()
     assert "--all-training-images goes with --final" in capsys.readouterr().err
+
+
+def test_the_benchmarks_read_seeds_as_a_range_or_a_list_and_refuse_anything_else(monkeypatch, capsys,
+                                                                                  tmp_path):
+    """benchmarks/ablation.py and seeds.py share lenet5_series.params.parse_seeds; a bad --seeds stops
+    the benchmark at once, with the accepted forms, instead of an hour later or with a traceback."""
+    from lenet5_series.params import parse_seeds
+
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("0,3,7") == [0, 3, 7]
+    assert parse_seeds("5") == [5]
+    for bad in ("4-0", "a-b", "", "1,,2", "-1"):
+        with pytest.raises(ValueError, match="range like 0-4 or a list like 0,3,7"):
+            parse_seeds(bad)
+    ablation = load_ablation()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--seeds", "zero", "--out", "unused"])
+    with pytest.raises(SystemExit):
+        ablation.main()
+    assert "--seeds 'zero' is not accepted" in capsys.readouterr().err
+    assert not (tmp_path / "unused").exists()  # refused before it makes anything
