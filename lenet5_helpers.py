@@ -8,8 +8,8 @@ that teaches its idea; the notebooks then call it as `lh.<name>`. Sections:
 
 What no notebook teaches lives in the package lenet5_series: getting MNIST safely (mnist.py), run
 folders and checkpoints (runs.py), running the series with papermill (runner.py), checking exercise
-answers (exercises.py: `lh.check_answer`). The few of its
-names the notebooks call are imported here, so a notebook needs only `import lenet5_helpers as lh`.
+answers (exercises.py). The few of its names the notebooks call (`lh.prepare_mnist`,
+`lh.check_answer`, ...) are imported here, so a notebook needs only `import lenet5_helpers as lh`.
 """
 
 from __future__ import annotations
