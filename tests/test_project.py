@@ -124,6 +124,12 @@ def test_scripts_use_only_names_the_helper_has(path):
     assert not missing, f"{path} uses lh.{', lh.'.join(missing)}, which lenet5_helpers lacks"
 
 
+def markdown_of(notebook: str) -> str:
+    """All the markdown cells of a stored notebook, as one text (to find the figures it quotes)."""
+    cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
+    return "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
 def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
     """Every row of README's final test table (mean, min, max over the seeds it names) is computed from
     benchmarks/results/final_test.csv, and notebook 03 quotes the same means: a number in the text
@@ -148,8 +154,7 @@ def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
         assert spread.startswith(f"{100 * min(accuracy):.2f}–{100 * max(accuracy):.2f} %"), line
         means.append(mean.strip("*"))
         spreads.append(spread.split(" %")[0] + " %")
-    notebook = "".join("".join(c["source"]) for c in json.loads(
-        (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
+    notebook = markdown_of("03-training.ipynb")
     assert all(m in notebook for m in (means[0], means[1], means[3], spreads[3]))  # 03 quotes them
 
 
@@ -168,8 +173,7 @@ def test_the_variant_chosen_on_validation_is_reported_with_its_test_figure():
     mean, low, high = (100 * f(accuracy) for f in (statistics.mean, min, max))
     figure = f"**{mean:.2f} %** ({low:.2f}–{high:.2f} %)"
     assert figure in readme
-    notebook = "".join("".join(c["source"]) for c in json.loads(
-        (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
+    notebook = markdown_of("03-training.ipynb")
     assert f"over ten seeds: {mean:.2f} %" in notebook  # 03's ladder section
 
 
@@ -190,7 +194,6 @@ def test_the_readmes_augmentation_variants_are_what_the_sweep_csv_holds():
             r["step"] == "augmentation" and f"{mean:.2f} % ({low:.2f}–{high:.2f} %)" in table), r["step"]
         seeds = r["seeds"].split()
         assert len(seeds) == 5 or f"(seeds 0–{seeds[-1]})" in table, r["step"]  # fewer seeds: said
-    notebook = "".join("".join(c["source"]) for c in json.loads(
-        (ROOT / "notebooks" / "03-training.ipynb").read_text())["cells"] if c["cell_type"] == "markdown")
+    notebook = markdown_of("03-training.ipynb")
     for step in ("augmentation", "augmentation-elastic1", "augmentation-elastic2"):  # exercise 6 quotes them
         assert f"{100 * float(steps[step]['val_accuracy_mean']):.2f} %" in notebook, step
