@@ -592,6 +592,22 @@ def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float = BACKGROUN
     return padded[..., top:top + h, left:left + w]
 
 
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the digit, and moved one pixel each way
+
+
+@torch.no_grad()
+def predict_tta(model: nn.Module, images: torch.Tensor,
+                shifts: tuple[tuple[int, int], ...] = TTA_SHIFTS) -> torch.Tensor:
+    """Test-time augmentation: each image's class probabilities, averaged over shifted copies of it.
+
+    A digit the network reads right one pixel away usually outvotes a slip on the original.
+    Notebook 04, "10. Test-time augmentation", writes it out; the five shifts were chosen on the
+    validation split (README "Results").
+    """
+    return sum(F.softmax(predict(model, shift_images(images, dx, dy)).float(), 1)
+               for dx, dy in shifts) / len(shifts)
+
+
 # --------------------------------------------------------------------------------------------
 # 8. Plots
 # --------------------------------------------------------------------------------------------

@@ -100,3 +100,26 @@ def test_shift_images_moves_a_known_image_and_fills_with_background():
     batch = torch.randn(5, 1, 8, 8)
     assert torch.equal(lh.shift_images(lh.shift_images(batch, 2, -1), -2, 1)[..., 1:-1, 2:-2],
                        batch[..., 1:-1, 2:-2])  # there and back: the middle is unchanged
+
+
+class ReadsOnePixel(torch.nn.Module):
+    """Two logits: 0, and 5 x the pixel at row 16, column 16 (bright there: class 1)."""
+
+    def forward(self, x):
+        bright = x[:, 0, 16, 16]
+        return torch.stack([torch.zeros_like(bright), 5 * bright], dim=1)
+
+
+def test_predict_tta_averages_the_probabilities_of_the_digit_and_its_four_one_pixel_shifts():
+    """A model that reads one pixel sees a dot one pixel right of it only in the copy moved one pixel
+    left: TTA gives the mean of five probabilities (not of logits, not fewer copies)."""
+    image = torch.full((1, 1, 32, 32), 0.0)
+    image[0, 0, 16, 17] = 1.0  # the dot, one pixel right of the pixel the model reads
+    model = ReadsOnePixel()
+    plain = torch.softmax(lh.predict(model, image), dim=1)
+    assert plain[0, 1] == 0.5  # the read pixel is dark (0): a tie
+    probabilities = lh.predict_tta(model, image)
+    seen = torch.sigmoid(torch.tensor(5.0))  # the copy moved left puts the dot on the read pixel
+    assert torch.allclose(probabilities[0, 1], (4 * 0.5 + seen) / 5)  # four ties and the one that saw it
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(1))
+    assert torch.allclose(lh.predict_tta(model, image, shifts=((0, 0),)), plain)  # one view: no change

@@ -183,3 +183,29 @@ def test_the_benchmarks_read_seeds_as_a_range_or_a_list_and_refuse_anything_else
         ablation.main()
     assert "--seeds 'zero' is not accepted" in capsys.readouterr().err
     assert not (tmp_path / "unused").exists()  # refused before it makes anything
+
+
+def test_a_rescored_final_run_gains_tta_columns_only_if_it_is_the_same_run(tmp_path):
+    """--final rescoring (issue 11: test-time augmentation) retrains or reloads a run already in
+    final_test.csv; its TTA figures join the old row only when it scores the recorded plain test
+    accuracy again, otherwise its whole row replaces the old one and says what the first run scored."""
+    ablation = load_ablation()
+    csv_path = tmp_path / "final_test.csv"
+    old = {"recipe": "default", "augment": True, "epochs": 15, "seed": 5, "val_accuracy": 0.992,
+           "test_accuracy": 0.995, "seconds": 137.3, "source": "trained here", "settings": "s",
+           "train_images": 55000, "test_images": 10000, "device": "cpu", "torch": "t", "date": "then"}
+    other = dict(old, seed=6)
+    for row in (old, other):
+        ablation.append_row(csv_path, row, ablation.FINAL_COLUMNS[:14])  # a file from before TTA
+    same = dict(old, seconds=140.0, date="now", val_accuracy_tta=0.9932, test_accuracy_tta=0.9957)
+    assert "same plain test accuracy" in ablation.merge_tta(csv_path, same)
+    rows = ablation.read_rows(csv_path)
+    assert list(rows[0]) == ablation.FINAL_COLUMNS and len(rows) == 2
+    assert (rows[0]["date"], rows[0]["seconds"], rows[0]["test_accuracy_tta"], rows[0]["tta_date"]) == (
+        "then", "137.3", "0.9957", "now")  # the first measurement stays; TTA is added
+    assert rows[1]["seed"] == "6" and rows[1]["test_accuracy_tta"] == ""
+    moved = dict(other, test_accuracy=0.9941, date="now", val_accuracy_tta=0.99, test_accuracy_tta=0.9948)
+    assert "row replaced" in ablation.merge_tta(csv_path, moved)
+    row = ablation.read_rows(csv_path)[1]
+    assert (row["test_accuracy"], row["test_accuracy_tta"], row["date"]) == ("0.9941", "0.9948", "now")
+    assert row["source"] == "trained here; the first run scored 0.9950"
