@@ -219,11 +219,13 @@ def short_run(tmp_path_factory):
 
 def test_04_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
     found = solutions(read("04-results.ipynb"))
-    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7]
-    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 7)]
+    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7, 8]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 7, 8)]
     nb = execute("04-results.ipynb", tmp_path / "04.ipynb", extra, run_dir=str(short_run))
-    out, diagonal = nb.cells[-5:-1], text(nb.cells[-1:])
-    assert not errors(out) and not errors(nb.cells[-1:])
+    out, diagonal, readings = nb.cells[-6:-2], text(nb.cells[-2:-1]), text(nb.cells[-1:])
+    assert not errors(out) and not errors(nb.cells[-2:])
+    for name in ("five", "nine"):  # exercise 8: both, on the validation digits
+        assert re.search(rf"^{name} readings: validation \d+\.\d\d%$", readings, re.M), readings
     for name in ("LeNet-5", "MLP"):  # exercise 7: both rows for each network, five shifts each
         for way in ("diagonal", "straight"):
             (row,) = re.findall(rf"{name} +{way}: (.*)", diagonal)
