@@ -600,9 +600,9 @@ def predict_tta(model: nn.Module, images: torch.Tensor,
                 shifts: tuple[tuple[int, int], ...] = TTA_SHIFTS) -> torch.Tensor:
     """Test-time augmentation: each image's class probabilities, averaged over shifted copies of it.
 
-    A digit the network reads right one pixel away usually outvotes a slip on the original.
-    Notebook 04, "10. Test-time augmentation", writes it out; the five shifts were chosen on the
-    validation split (README "Results").
+    Four shifted readings can outvote a slip on the original, if the network reads shifted digits
+    well (as after training with augment=True). Notebook 04, section 10, writes it out; whether it
+    pays is measured on the validation split (README "Results").
     """
     return sum(F.softmax(predict(model, shift_images(images, dx, dy)).float(), 1)
                for dx, dy in shifts) / len(shifts)

@@ -25,12 +25,13 @@ distortion sizes ("distort"), which train() hands to lh.random_distort, and may 
 epochs undistorted ("clean_last"). The variant with the best validation mean was then scored on the
 test set: --final --recipe default-undistorted-end --augment (its rows in final_test.csv).
 
-Every --final row also has test-time augmentation's figures (lh.predict_tta: each digit read as it is
-and moved one pixel each way; val_accuracy_tta, test_accuracy_tta), since TTA was chosen on the
-validation digits of the augmentation step's saved runs. Rows written before that had none: --final
-rescores them (their weights reloaded, or the run trained again), keeps the row's first measurement
-when the run scores its recorded plain test accuracy again, and adds the TTA figures and tta_date.
-Weights trained by --final are kept in the runs folder too, for a later rescoring.
+--final rows also get test-time augmentation's figures (lh.predict_tta: each digit read as it is and
+moved one pixel each way; val_accuracy_tta, test_accuracy_tta), chosen on the validation digits of
+the augmentation step's saved runs (benchmarks/tta.py). A row written before that has none (the
+20-epoch and undistorted-end rows still have none): --final with its settings rescores it (weights
+reloaded, or the run trained again), keeps the row's first measurement when the run scores its
+recorded plain test accuracy again, and adds the TTA figures and tta_date. Weights trained by
+--final are kept in the runs folder too, for a later rescoring.
 
 Each run is lh.seed_everything, lh.LeNet5, SGD and a schedule built here from the step's settings
 (so a variant needs no helper change), then lh.train_epoch and lh.evaluate: the code fit uses,
@@ -317,7 +318,7 @@ def ladder_run(job: tuple[str, int]) -> dict | None:
 
 def tta_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Accuracy when each image is read with test-time augmentation (lh.predict_tta)."""
-    return (lh.predict_tta(model, images).argmax(1) == labels).float().mean().item()
+    return (lh.predict_tta(model, images).argmax(1) == labels).sum().item() / len(labels)
 
 
 def final_run(job: tuple[str, dict, int]) -> dict | None:
@@ -372,11 +373,7 @@ def merge_tta(csv_path: Path, row: dict) -> str:
         said = f"plain test {row['test_accuracy']:.2%}, recorded {first:.2%}: row replaced"
         old.clear()
         old.update(row, **tta, source=f"{row['source']}; the first run scored {first:.4f}")
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FINAL_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_rows(csv_path, rows, FINAL_COLUMNS)
     return said
 
 
@@ -387,13 +384,18 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def append_row(path: Path, row: dict, columns: list[str]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
+def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """The whole CSV: a header of `columns`, then the rows (floats to 6 digits, missing cells empty)."""
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def append_row(path: Path, row: dict, columns: list[str]) -> None:
+    """Add one row (the file rewritten: a header from before a column was added gets the new one)."""
+    write_rows(path, [*read_rows(path), row], columns)
 
 
 def write_summary(runs_csv: Path, out_csv: Path) -> None:

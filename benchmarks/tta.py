@@ -72,7 +72,7 @@ def main() -> None:
     unknown = [s for s in args.steps.split(",") if s not in ablation.STEPS]
     if unknown:
         parser.error(f"unknown steps {unknown}; use some of {', '.join(ablation.STEPS)}")
-    ablation._DATA["device"] = torch.device("cpu")
+    ablation._DATA["device"] = torch.device("cpu")  # model_path names CPU runs' weights without a device
     x_val, y_val = lh.mnist_tensors(lh.prepare_mnist(verbose=False))["val"]
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []

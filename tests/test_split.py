@@ -185,6 +185,10 @@ def test_the_benchmarks_read_seeds_as_a_range_or_a_list_and_refuse_anything_else
     assert not (tmp_path / "unused").exists()  # refused before it makes anything
 
 
+BEFORE_TTA = ["recipe", "augment", "epochs", "seed", "val_accuracy", "test_accuracy", "seconds", "source",
+              "settings", "train_images", "test_images", "device", "torch", "date"]  # final_test.csv's header
+
+
 def test_a_rescored_final_run_gains_tta_columns_only_if_it_is_the_same_run(tmp_path):
     """--final rescoring (issue 11: test-time augmentation) retrains or reloads a run already in
     final_test.csv; its TTA figures join the old row only when it scores the recorded plain test
@@ -196,7 +200,7 @@ def test_a_rescored_final_run_gains_tta_columns_only_if_it_is_the_same_run(tmp_p
            "train_images": 55000, "test_images": 10000, "device": "cpu", "torch": "t", "date": "then"}
     other = dict(old, seed=6)
     for row in (old, other):
-        ablation.append_row(csv_path, row, ablation.FINAL_COLUMNS[:14])  # a file from before TTA
+        ablation.append_row(csv_path, row, BEFORE_TTA)  # a file from before TTA
     same = dict(old, seconds=140.0, date="now", val_accuracy_tta=0.9932, test_accuracy_tta=0.9957)
     assert "same plain test accuracy" in ablation.merge_tta(csv_path, same)
     rows = ablation.read_rows(csv_path)
@@ -209,3 +213,21 @@ def test_a_rescored_final_run_gains_tta_columns_only_if_it_is_the_same_run(tmp_p
     row = ablation.read_rows(csv_path)[1]
     assert (row["test_accuracy"], row["test_accuracy_tta"], row["date"]) == ("0.9941", "0.9948", "now")
     assert row["source"] == "trained here; the first run scored 0.9950"
+    new = dict(old, seed=7, val_accuracy_tta=0.991, test_accuracy_tta=0.9951)
+    ablation.append_row(csv_path, new, ablation.FINAL_COLUMNS)  # a new run: a row of its own
+    rows = ablation.read_rows(csv_path)
+    assert [r["seed"] for r in rows] == ["5", "6", "7"] and rows[2]["test_accuracy_tta"] == "0.9951"
+
+
+def test_appending_to_a_csv_from_before_a_new_column_rewrites_its_header(tmp_path):
+    """An old final_test.csv (14 columns) gets the TTA columns in its header when a row with them is
+    added, instead of 17 cells under a 14-cell header."""
+    ablation = load_ablation()
+    csv_path = tmp_path / "final_test.csv"
+    old = {k: str(i) for i, k in enumerate(BEFORE_TTA)}
+    ablation.append_row(csv_path, old, BEFORE_TTA)
+    ablation.append_row(csv_path, dict(old, seed="9", test_accuracy_tta=0.9955), ablation.FINAL_COLUMNS)
+    rows = ablation.read_rows(csv_path)
+    assert list(rows[0]) == ablation.FINAL_COLUMNS
+    assert rows[0]["seed"] == "3" and rows[0]["test_accuracy_tta"] == ""  # the old row keeps its cells
+    assert rows[1]["seed"] == "9" and rows[1]["test_accuracy_tta"] == "0.9955"
