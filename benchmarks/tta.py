@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 import lenet5_helpers as lh
 from lenet5_series.params import parse_seeds
+from lenet5_series.paths import runs_dir
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("ablation", HERE / "ablation.py")
@@ -73,26 +74,27 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown steps {unknown}; use some of {', '.join(ablation.STEPS)}")
     ablation._DATA["device"] = torch.device("cpu")  # model_path names CPU runs' weights without a device
+    runs = [(step, seed, ablation.model_path(ablation.STEPS[step], seed, 60_000 - lh.VALIDATION_SIZE))
+            for step in args.steps.split(",") for seed in seeds]
+    missing = [f"{step} seed {seed}" for step, seed, path in runs if not path.exists()]
+    if missing:  # before any data is loaded
+        raise SystemExit(f"no saved weights for {', '.join(missing)} (in {runs_dir() / 'ablation-models'}): "
+                         f"run python benchmarks/ablation.py --steps {args.steps} --seeds {args.seeds} first")
     x_val, y_val = lh.mnist_tensors(lh.prepare_mnist(verbose=False))["val"]
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
-    for step in args.steps.split(","):
-        for seed in seeds:
-            path = ablation.model_path(ablation.STEPS[step], seed, 60_000 - lh.VALIDATION_SIZE)
-            if not path.exists():
-                raise SystemExit(f"no saved weights for step {step!r}, seed {seed} ({path}): run "
-                                 f"python benchmarks/ablation.py --steps {step} --seeds {seed} first")
-            saved = torch.load(path, weights_only=True)
-            model = lh.LeNet5()
-            model.load_state_dict(saved["model"])
-            for name, (copies, read) in readers().items():
-                accuracy = (read(model, x_val).argmax(1) == y_val).sum().item() / len(y_val)
-                if name == "plain" and accuracy != saved["val_accuracy"]:
-                    raise SystemExit(f"{path} does not score its recorded validation accuracy; delete it")
-                rows.append({"step": step, "seed": seed, "views": name, "copies": copies,
-                             "val_accuracy": f"{accuracy:.6g}", "val_images": len(y_val), "device": "cpu",
-                             "torch": torch.__version__, "date": date})
-                print(f"{step:16} seed {seed}  {name:36} {accuracy:.2%}", flush=True)
+    for step, seed, path in runs:
+        saved = torch.load(path, weights_only=True)
+        model = lh.LeNet5()
+        model.load_state_dict(saved["model"])
+        for name, (copies, read) in readers().items():
+            accuracy = (read(model, x_val).argmax(1) == y_val).sum().item() / len(y_val)
+            if name == "plain" and accuracy != saved["val_accuracy"]:
+                raise SystemExit(f"{path} does not score its recorded validation accuracy; delete it")
+            rows.append({"step": step, "seed": seed, "views": name, "copies": copies,
+                         "val_accuracy": f"{accuracy:.6g}", "val_images": len(y_val), "device": "cpu",
+                         "torch": torch.__version__, "date": date})
+            print(f"{step:16} seed {seed}  {name:36} {accuracy:.2%}", flush=True)
     out = Path(args.out) / "tta_views.csv"
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -231,3 +231,32 @@ def test_appending_to_a_csv_from_before_a_new_column_rewrites_its_header(tmp_pat
     assert list(rows[0]) == ablation.FINAL_COLUMNS
     assert rows[0]["seed"] == "3" and rows[0]["test_accuracy_tta"] == ""  # the old row keeps its cells
     assert rows[1]["seed"] == "9" and rows[1]["test_accuracy_tta"] == "0.9955"
+
+
+def load_tta():
+    spec = importlib.util.spec_from_file_location("tta", ROOT / "benchmarks" / "tta.py")
+    tta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tta)
+    return tta
+
+
+def test_the_tta_benchmark_reads_the_helpers_five_views_and_asks_for_missing_weights_first(
+        tmp_path, monkeypatch, capsys):
+    """benchmarks/tta.py: its "4 shifts of 1 px" is what lh.predict_tta does, "plain" is one reading;
+    without the ablation's saved weights it says which runs to train, before loading any data."""
+    tta = load_tta()
+    x = torch.randn(6, 1, 32, 32)
+    model = lh.LeNet5()
+    readers = tta.readers()
+    assert readers["4 shifts of 1 px"][0] == 5
+    assert torch.equal(readers["4 shifts of 1 px"][1](model, x), lh.predict_tta(model, x))
+    assert torch.allclose(readers["plain"][1](model, x), torch.softmax(lh.predict(model, x), 1))
+    assert readers["8 random small distortions"][0] == 9
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path))  # no saved weights there
+    monkeypatch.setattr(tta.lh, "mnist_tensors", lambda *a, **k: pytest.fail("loaded data first"))
+    monkeypatch.setattr("sys.argv", ["tta.py", "--steps", "augmentation", "--seeds", "0-1"])
+    with pytest.raises(SystemExit) as stop:
+        tta.main()
+    said = str(stop.value)
+    assert "augmentation seed 0, augmentation seed 1" in said
+    assert "python benchmarks/ablation.py --steps augmentation --seeds 0-1 first" in said
