@@ -14,7 +14,6 @@ run and way of reading: <out>/tta_views.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import importlib.util
 from collections.abc import Callable
@@ -92,14 +91,11 @@ def main() -> None:
             if name == "plain" and accuracy != saved["val_accuracy"]:
                 raise SystemExit(f"{path} does not score its recorded validation accuracy; delete it")
             rows.append({"step": step, "seed": seed, "views": name, "copies": copies,
-                         "val_accuracy": f"{accuracy:.6g}", "val_images": len(y_val), "device": "cpu",
+                         "val_accuracy": accuracy, "val_images": len(y_val), "device": "cpu",
                          "torch": torch.__version__, "date": date})
             print(f"{step:16} seed {seed}  {name:36} {accuracy:.2%}", flush=True)
     out = Path(args.out) / "tta_views.csv"
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    ablation.write_rows(out, rows, COLUMNS)
     print(f"wrote {out}")
 
 

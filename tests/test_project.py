@@ -124,6 +124,12 @@ def test_scripts_use_only_names_the_helper_has(path):
     assert not missing, f"{path} uses lh.{', lh.'.join(missing)}, which lenet5_helpers lacks"
 
 
+def results(name: str) -> list[dict]:
+    """The rows of a committed benchmark CSV under benchmarks/results/."""
+    with open(ROOT / "benchmarks" / "results" / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def markdown_of(notebook: str) -> str:
     """All the markdown cells of a stored notebook, as one text (to find the figures it quotes)."""
     cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
@@ -134,8 +140,7 @@ def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
     """Every row of README's final test table (mean, min, max over the seeds it names) is computed from
     benchmarks/results/final_test.csv, and notebook 03 quotes the same means: a number in the text
     comes from a committed measurement."""
-    with open(ROOT / "benchmarks" / "results" / "final_test.csv", newline="") as f:
-        runs = list(csv.DictReader(f))
+    runs = results("final_test.csv")
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("| recipe | training images | seeds |"):]
     lines = table[:table.index("\n\n")].splitlines()[2:]
@@ -172,8 +177,7 @@ def test_test_time_augmentation_was_chosen_on_validation_as_the_readme_says():
     """README's TTA paragraph and notebook 04 (section 10, exercise 8) against the committed CSVs:
     each way of reading with its validation mean (tta_views.csv, the saved runs of the ladder's
     augmentation and default steps), and the validation and test gains of final_test.csv's runs."""
-    with open(ROOT / "benchmarks" / "results" / "tta_views.csv", newline="") as f:
-        views = list(csv.DictReader(f))
+    views = results("tta_views.csv")
     by: dict[tuple[str, str], dict[str, float]] = {}
     for r in views:
         by.setdefault((r["step"], r["views"]), {})[r["seed"]] = float(r["val_accuracy"])
@@ -200,8 +204,7 @@ def test_test_time_augmentation_was_chosen_on_validation_as_the_readme_says():
     assert f"({nine_of['augmentation']} and {five_of['augmentation']})" in exercise
     default = f"({nine_of['label-smoothing']} against {five_of['label-smoothing']};"
     assert f"nine a little worse {default}" in exercise
-    with open(ROOT / "benchmarks" / "results" / "final_test.csv", newline="") as f:
-        final = list(csv.DictReader(f))
+    final = results("final_test.csv")
     for augment, epochs, seeds in (("True", "15", 10), ("False", "12", 5)):
         runs = [r for r in final if r["recipe"] == "default" and r["augment"] == augment
                 and r["epochs"] == epochs and r["train_images"] == "55000"]
@@ -218,13 +221,11 @@ def test_test_time_augmentation_was_chosen_on_validation_as_the_readme_says():
 def test_the_variant_chosen_on_validation_is_reported_with_its_test_figure():
     """The augmentation variant with the best validation mean was scored on the test set (seeds 0-9);
     README gives that figure from final_test.csv, whatever it was."""
-    with open(ROOT / "benchmarks" / "results" / "augmentation-sweep" / "ablation.csv", newline="") as f:
-        alive = [r for r in csv.DictReader(f) if r["diverged"] == "0"]
+    alive = [r for r in results("augmentation-sweep/ablation.csv") if r["diverged"] == "0"]
     best = max(alive, key=lambda r: float(r["val_accuracy_mean"]))
     assert best["step"] == "augmentation-clean-last-4" and best["seeds"] == "0 1 2 3 4"
-    with open(ROOT / "benchmarks" / "results" / "final_test.csv", newline="") as f:
-        accuracy = [float(r["test_accuracy"]) for r in csv.DictReader(f)
-                    if r["recipe"] == "default-undistorted-end"]
+    accuracy = [float(r["test_accuracy"]) for r in results("final_test.csv")
+                if r["recipe"] == "default-undistorted-end"]
     assert len(accuracy) == 10
     readme = (ROOT / "README.md").read_text()
     mean, low, high = (100 * f(accuracy) for f in (statistics.mean, min, max))
@@ -238,8 +239,7 @@ def test_the_readmes_augmentation_variants_are_what_the_sweep_csv_holds():
     """README's table of augmentation variants (validation accuracy) against the committed summary
     benchmarks/results/augmentation-sweep/ablation.csv: the step itself and every variant whose runs
     all finished alive (their mean and min-max are quoted)."""
-    with open(ROOT / "benchmarks" / "results" / "augmentation-sweep" / "ablation.csv", newline="") as f:
-        steps = {r["step"]: r for r in csv.DictReader(f)}
+    steps = {r["step"]: r for r in results("augmentation-sweep/ablation.csv")}
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("**Can augmentation do better on the 55,000?**"):]
     table = table[:table.index("\n\nNone beats")]
