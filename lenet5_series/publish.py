@@ -57,11 +57,19 @@ def without_test_machinery(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 # --------------------------------------------------------------------------------------------
 
 def stage_site(staging: Path) -> Path:
-    """Lay out the website's sources: index.md, README.md (included by it), notebooks/*.ipynb."""
+    """Lay out the website's sources: index.md, README.md (included by it), notebooks/*.ipynb, the
+    other pages of website/ (*.md) and their figures."""
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "notebooks").mkdir(parents=True)
     shutil.copy(WEBSITE_DIR / "index.md", staging / "index.md")
+    # the pages are written to be read on GitHub too, where notebooks are at ../notebooks/
+    for page in sorted(WEBSITE_DIR.glob("*.md")):
+        if page.name != "index.md":
+            text = page.read_text(encoding="utf-8").replace("](../notebooks/", "](notebooks/")
+            (staging / page.name).write_text(text, encoding="utf-8")
+    if (WEBSITE_DIR / "figures").is_dir():
+        shutil.copytree(WEBSITE_DIR / "figures", staging / "figures")
     # the start page includes parts of the README; its links to its own sections become plain text
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     (staging / "README.md").write_text(IN_PAGE_LINK.sub(r"\1 (in the README)", readme), encoding="utf-8")
