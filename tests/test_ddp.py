@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import ddp_paused as paused
 import nbformat
 import psutil
 import pytest
@@ -25,7 +26,8 @@ import lenet5_helpers as lh
 from lenet5_series import ddp, runner
 from lenet5_series.paths import NOTEBOOKS_DIR
 
-SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run, long enough to stop one mid-way
+SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run
+PAUSED = Path(paused.__file__)
 RUN = ["--train-subset", SUBSET, "--epochs", EPOCHS, "--lr", 0.05]  # 0.15 diverges in 96 steps
 
 
@@ -84,16 +86,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(*args, nproc: int = 2, endpoint: str | None = None) -> subprocess.Popen:
+def launch(*args, nproc: int = 2, endpoint: str | None = None, pause: str | None = None
+           ) -> subprocess.Popen:
     """One torchrun launcher running lenet5_series.ddp: --standalone, or one of two "machines"
-    meeting at `endpoint` (c10d rendezvous)."""
+    meeting at `endpoint` (c10d rendezvous). pause="E:K FILE": its processes stop themselves after
+    step K of epoch E and say so in FILE (tests/ddp_paused.py)."""
     where = (["--standalone"] if endpoint is None else
              ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
               "--rdzv-id", "test"])
+    program = ["-m", "lenet5_series.ddp"] if pause is None else [str(PAUSED)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", **({paused.VARIABLE: pause} if pause else {}))
     command = [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node",
-               str(nproc), "-m", "lenet5_series.ddp", *map(str, args)]
-    return subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               str(nproc), *program, *map(str, args)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def finish(launcher: subprocess.Popen, ok: bool = True, limit: float = 600) -> str:
@@ -110,29 +116,44 @@ def largest_gap(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
-def two_machines(run_dir: Path, *args) -> tuple[subprocess.Popen, subprocess.Popen]:
-    endpoint = f"127.0.0.1:{free_port()}"
-    first = launch(*RUN, "--run-dir", run_dir, *args,
-                   nproc=1, endpoint=endpoint)
-    time.sleep(1)  # the first launcher hosts the rendezvous
-    second = launch(*RUN, "--run-dir", run_dir, *args,
-                    nproc=1, endpoint=endpoint)
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def two_machines(run_dir: Path, *args, pause: str | None = None
+                 ) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Two launchers of one process each meeting at a c10d rendezvous; `pause` goes to the second."""
+    port = free_port()
+    first = launch(*RUN, "--run-dir", run_dir, *args, nproc=1, endpoint=f"127.0.0.1:{port}")
+    deadline = time.monotonic() + 120
+    while not listening(port):  # the first launcher hosts the rendezvous: wait until it listens
+        assert first.poll() is None and time.monotonic() < deadline, "the rendezvous did not start"
+        time.sleep(0.05)
+    second = launch(*RUN, "--run-dir", run_dir, *args, nproc=1, endpoint=f"127.0.0.1:{port}",
+                    pause=pause)
     return first, second
 
 
-def worker_of(launcher: subprocess.Popen) -> psutil.Process:
-    (worker,) = psutil.Process(launcher.pid).children()
-    return worker
-
-
-def wait_for_epoch(run_dir: Path, launchers: list, limit: float = 300) -> int:
-    """Wait until rank 0 has written a first epoch; return the epoch written."""
+def wait_for_signal(signal_file: Path, launchers: list, limit: float = 300) -> tuple[float, int]:
+    """Wait until a paused process has written its line (tests/ddp_paused.py): when it stopped
+    (time.time()) and its process id."""
     deadline = time.monotonic() + limit
-    while not (run_dir / "metrics.json").exists():
+    while not signal_file.exists():
         assert time.monotonic() < deadline and all(p.poll() is None for p in launchers), \
-            "the run stopped before its first epoch"
+            "the run stopped before it reached the step where it pauses"
         time.sleep(0.02)
-    return json.loads((run_dir / "metrics.json").read_text())["epochs"]
+    *_, when, pid = signal_file.read_text().split()
+    return float(when), int(pid)
+
+
+def stop_all(launchers: list, worker: psutil.Process | None = None) -> None:
+    if worker is not None and worker.is_running():
+        worker.kill()
+    for launcher in launchers:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -172,26 +193,33 @@ def test_two_machines_train_exactly_like_one_machine_with_two_processes(two_proc
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
 
 
+# The kill and hang tests do not race the run: the second machine's process stops itself after
+# step 5 of epoch 2 (tests/ddp_paused.py) and says so in a file; the test acts only then, so the
+# run is in the same place on a slow machine (taskset -c 0) and a fast one.
+PAUSE_AT = "2:5"
+
+
 @needs_mnist
 @pytest.mark.slow
 def test_a_killed_rank_stops_the_other_within_a_minute_and_the_run_resumes(two_processes,
                                                                             tmp_path):
-    run_dir = tmp_path / "run"
-    first, second = two_machines(run_dir)
+    run_dir, signal_file = tmp_path / "run", tmp_path / "paused"
+    first, second = two_machines(run_dir, pause=f"{PAUSE_AT} {signal_file}")
+    worker = None
     try:
-        epoch = wait_for_epoch(run_dir, [first, second])
-        assert epoch < EPOCHS, "the run finished before it could be interrupted"
+        _, pid = wait_for_signal(signal_file, [first, second])
+        worker = psutil.Process(pid)
+        assert worker.ppid() == second.pid  # the second launcher's process, stopped in epoch 2
         killed = time.monotonic()
-        worker_of(second).kill()  # SIGKILL: the process dies at once, mid-step
-        out = finish(first, ok=False, limit=60)
+        worker.kill()  # SIGKILL: the process dies at once, mid-epoch
+        out = finish(first, ok=False, limit=60)  # generous: gloo sees the closed socket at once
         seconds = time.monotonic() - killed
         finish(second, ok=False, limit=60)
     finally:
-        for launcher in (first, second):
-            if launcher.poll() is None:
-                launcher.kill()
+        stop_all([first, second], worker)
     assert "lost contact with the other processes" in out, out[-3000:]
     print(f"the surviving rank stopped {seconds:.1f} s after the other was killed")
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1  # the last whole epoch
     # The folder holds the last complete epoch; two processes on one launcher continue it.
     out = finish(launch(*RUN, "--run-dir", run_dir, "--resume"))
     assert "Resuming" in out
@@ -203,25 +231,22 @@ def test_a_killed_rank_stops_the_other_within_a_minute_and_the_run_resumes(two_p
 @needs_mnist
 @pytest.mark.slow
 def test_a_hung_rank_stops_the_other_after_the_timeout(tmp_path):
-    run_dir = tmp_path / "run"
-    first, second = two_machines(run_dir, "--timeout", 10)
+    run_dir, signal_file = tmp_path / "run", tmp_path / "paused"
+    first, second = two_machines(run_dir, "--timeout", 10, pause=f"{PAUSE_AT} {signal_file}")
     worker = None
     try:
-        wait_for_epoch(run_dir, [first, second])
-        worker = worker_of(second)
-        worker.suspend()  # SIGSTOP: alive, but silent
-        stopped = time.monotonic()
-        out = finish(first, ok=False, limit=60)
-        seconds = time.monotonic() - stopped
+        stopped, pid = wait_for_signal(signal_file, [first, second])  # SIGSTOP: alive, but silent
+        worker = psutil.Process(pid)
+        assert worker.status() == psutil.STATUS_STOPPED
+        out = finish(first, ok=False, limit=120)  # generous: the 10 s timeout, then gloo's clean-up
+        seconds = time.time() - stopped
     finally:
-        if worker is not None:
-            worker.kill()
-        for launcher in (first, second):
-            if launcher.poll() is None:
-                launcher.kill()
-            launcher.wait(timeout=60)
+        stop_all([first, second], worker)
     assert "lost contact with the other processes" in out and "Timed out" in out, out[-3000:]
-    assert 10 <= seconds < 60
+    # The other rank's wait began at most one step before the pause (it may have started step 6
+    # while this one finished step 5), so it stopped about 10 s after the pause, not sooner; the
+    # 1 s margin stands for that step, not for the speed of the machine.
+    assert seconds > 9, f"stopped {seconds:.1f} s after the other hung: not by the 10 s timeout"
     print(f"the waiting rank stopped {seconds:.1f} s after the other hung (timeout 10 s)")
 
 
