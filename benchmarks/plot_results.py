@@ -49,7 +49,7 @@ def plot_ladder(out: Path) -> Path:
     highs = [100 * float(r["val_accuracy_max"]) for r in steps]
     y = list(range(len(steps)))[::-1]
     floor = 96.5  # the reference step (about 67 %) is drawn at the left edge, its figure written
-    for yi, label, mean, low, high in zip(y, labels, means, lows, highs, strict=True):
+    for yi, mean, low, high in zip(y, means, lows, highs, strict=True):
         if mean < floor:
             ax.annotate(f"{mean:.2f} % (off the scale)", (floor, yi), xytext=(8, -3),
                         textcoords="offset points", fontsize=8, color="0.3")

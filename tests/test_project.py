@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import csv
+import importlib.util
 import json
 import re
 import statistics
+import time
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
@@ -130,127 +132,222 @@ def results(name: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def markdown_of(notebook: str) -> str:
-    """All the markdown cells of a stored notebook, as one text (to find the figures it quotes)."""
-    cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
-    return "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+RESULTS_PAGE = ROOT / "website" / "results.md"
 
 
-def test_the_readmes_final_test_table_is_what_final_test_csv_holds():
-    """Every row of README's final test table (mean, min, max over the seeds it names) is computed from
-    benchmarks/results/final_test.csv, and notebook 03 quotes the same means: a number in the text
-    comes from a committed measurement."""
-    runs = results("final_test.csv")
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("| recipe | training images | seeds |"):]
-    lines = table[:table.index("\n\n")].splitlines()[2:]
-    assert len(lines) == 4
-    means, spreads, tta_means = [], [], []
-    for line in lines:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        what, images, seeds, mean, spread, tta_mean, tta_spread = cells
-        epochs = int(re.search(r"(\d+) epochs", what).group(1))
-        first, last = (int(n) for n in seeds.split("–"))
-        rows = [r for r in runs
-                if r["recipe"] == "default" and r["augment"] == str("augment=True" in what)
-                and int(r["epochs"]) == epochs and int(r["train_images"]) == int(images.replace(",", ""))
-                and first <= int(r["seed"]) <= last]
-        assert len(rows) == last - first + 1, line
-        for key, shown_mean, shown_spread in (("test_accuracy", mean, spread),
-                                              ("test_accuracy_tta", tta_mean, tta_spread)):
-            accuracy = [float(r[key]) for r in rows]  # every row has its TTA figure: float("") fails
-            assert shown_mean == f"**{100 * statistics.mean(accuracy):.2f} %**", (key, line)
-            low, high = 100 * min(accuracy), 100 * max(accuracy)
-            assert shown_spread.startswith(f"{low:.2f}–{high:.2f} %"), (key, line)
-            if "every seed ≥ 99.4 %" in shown_spread:
-                assert min(accuracy) >= 0.994, (key, line)
-        means.append(mean.strip("*"))
-        spreads.append(spread.split(" %")[0] + " %")
-        tta_means.append(tta_mean.strip("*"))
-    notebook = markdown_of("03-training.ipynb")
-    assert all(m in notebook for m in (means[0], means[1], means[3], spreads[3]))  # 03 quotes them
-    assert f"{tta_means[1]} when each test digit is read five times" in notebook  # and TTA's
-    assert f"from {means[1]} to {tta_means[1]}" in markdown_of("04-results.ipynb")  # 04, section 10
+def table(text: str, header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header row starts with `header`, as cells."""
+    start = text.index(header)
+    block = text[start:].split("\n\n")[0].splitlines()
+    assert len(block) > 2 and set(block[1]) <= set("|-: "), f"no table under {header!r}"
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in block[2:]]
 
 
-def test_test_time_augmentation_was_chosen_on_validation_as_the_readme_says():
-    """README's TTA paragraph and notebook 04 (section 10, exercise 8) against the committed CSVs:
-    each way of reading with its validation mean (tta_views.csv, the saved runs of the ladder's
-    augmentation and default steps), and the validation and test gains of final_test.csv's runs."""
+def pct(values) -> str:
+    """A mean as the pages write it: '99.38 %'."""
+    return f"{100 * statistics.mean(values):.2f} %"
+
+
+def spread(values) -> str:
+    return f"{100 * min(values):.2f}–{100 * max(values):.2f} %"
+
+
+def seed_range(cell: str) -> list[str]:
+    first, last = (int(n) for n in cell.split("–"))
+    return [str(n) for n in range(first, last + 1)]
+
+
+def final_runs(recipe: str, augment: bool, epochs: int, images: int) -> list[dict]:
+    return [r for r in results("final_test.csv") if r["recipe"] == recipe and r["augment"] == str(augment)
+            and int(r["epochs"]) == epochs and int(r["train_images"]) == images]
+
+
+def test_the_results_pages_test_table_is_what_final_test_csv_holds():
+    """Each row of the results page's test table (mean and min-max over the seeds it names, read once
+    and read five times, or '—' where the CSV has no such figure) is computed from final_test.csv."""
+    rows = table(RESULTS_PAGE.read_text(), "| recipe | training images | seeds |")
+    assert len(rows) >= 4
+    for what, images, seeds, mean, low_high, tta_mean, tta_low_high in rows:
+        recipe = "default-undistorted-end" if "undistorted" in what else "default"
+        runs = final_runs(recipe, what.startswith("augmented"), int(re.search(r"(\d+) epochs", what)[1]),
+                          int(images.replace(",", "")))
+        assert sorted(r["seed"] for r in runs) == seed_range(seeds), what
+        once = [float(r["test_accuracy"]) for r in runs]
+        assert (mean, low_high) == (f"**{pct(once)}**", spread(once)), what
+        if all(r["test_accuracy_tta"] for r in runs):
+            tta = [float(r["test_accuracy_tta"]) for r in runs]
+            assert (tta_mean, tta_low_high) == (f"**{pct(tta)}**", spread(tta)), what
+        else:
+            assert tta_mean == tta_low_high == "—", what
+
+
+def test_the_results_page_says_when_and_on_what_machine_as_the_csvs_do():
+    page = RESULTS_PAGE.read_text()
+    day, torch_version = re.search(r"torch\s+([\d.]+), one thread per run, two runs side by side, "
+                                   r"(\d+ \w+ \d{4})", page).group(2, 1)
+    every = [r for name in ("final_test.csv", "ablation_runs.csv", "tta_views.csv",
+                            "augmentation-sweep/ablation_runs.csv") for r in results(name)]
+    assert {r["device"] for r in every} == {"cpu"}
+    assert {r["torch"].split("+")[0] for r in every} == {torch_version}
+    dates = {r["date"][:10] for r in every} | {r["tta_date"][:10] for r in every if r.get("tta_date")}
+    assert dates == {time.strftime("%Y-%m-%d", time.strptime(day, "%d %B %Y"))}
+    assert {r["threads"] for r in results("ablation_runs.csv")} == {"1"}
+
+
+def test_the_results_pages_ladder_is_what_ablation_csv_holds():
+    """The ladder table, row by row in the CSV's order, and the sentence on which steps matter."""
+    page = RESULTS_PAGE.read_text()
+    steps = results("ablation.csv")
+    rows = table(page, "| step | epochs |")
+    assert len(rows) == len(steps)
+    for (label, epochs, mean, low_high), r in zip(rows, steps, strict=True):
+        values = [float(r[f"val_accuracy_{k}"]) for k in ("min", "max")]
+        assert epochs == r["epochs"] and mean == pct([float(r["val_accuracy_mean"])]), label
+        assert low_high == spread(values), label
+    by = {r["step"]: r for r in steps}
+    mean = {k: float(r["val_accuracy_mean"]) for k, r in by.items()}
+    width = {k: float(r["val_accuracy_max"]) - float(r["val_accuracy_min"]) for k, r in by.items()}
+    assert "label smoothing and a fixed momentum each move the mean by less than" in " ".join(page.split())
+    for step, before in (("weight-decay", "onecycle"), ("label-smoothing", "weight-decay"),
+                         ("fixed-momentum", "label-smoothing")):
+        assert abs(mean[step] - mean[before]) < min(width[step], width[before]), step
+    for step, before in (("momentum", "reference"), ("onecycle", "momentum")):  # these make the recipe
+        assert mean[step] - mean[before] > width[step], step
+
+
+SWEEP_ROWS = {  # the page's words for each variant of the augmented recipe
+    "augmentation": "as it is", "augmentation-20-epochs": "20 epochs instead of 15",
+    "augmentation-wd2.5e-4": "weight decay 2.5e-4", "augmentation-lr0.1": "peak lr 0.1",
+    "augmentation-milder": "milder distortions", "augmentation-stronger": "stronger distortions",
+    "augmentation-elastic1": "elastic distortions as well, 1 px",
+    "augmentation-elastic2": "elastic distortions as well, 2 px",
+    "augmentation-clean-last-2": "the last 2 epochs undistorted",
+    "augmentation-clean-last-4": "the last 4 epochs undistorted",
+    "augmentation-clean-last-6": "the last 6 epochs undistorted",
+    "augmentation-clean-last-8": "the last 8 epochs undistorted",
+    "augmentation-no-ls": "no label smoothing", "augmentation-batch64": "batch 64"}
+
+
+def test_the_results_pages_augmentation_variants_are_what_the_sweep_csv_holds():
+    page = RESULTS_PAGE.read_text()
+    steps = {r["step"]: r for r in results("augmentation-sweep/ablation.csv")}
+    rows = {row[0]: row[1:] for row in table(page, "| variant of the augmented recipe |")}
+    assert len(rows) == len(steps) == len(SWEEP_ROWS)
+    for step, r in steps.items():
+        name = next(n for n in rows if n.startswith(SWEEP_ROWS[step]))
+        seeds, diverged, mean, low_high = rows[name]
+        values = [float(r[f"val_accuracy_{k}"]) for k in ("min", "max")]
+        assert seed_range(seeds) == r["seeds"].split() and diverged == r["diverged"], step
+        assert (mean, low_high) == (pct([float(r["val_accuracy_mean"])]), spread(values)), step
+    base = steps["augmentation"]
+    alive = [r for r in steps.values() if r["diverged"] == "0"]
+    margin = float(base["val_accuracy_max"]) - float(base["val_accuracy_min"])
+    assert all(float(r["val_accuracy_mean"]) - float(base["val_accuracy_mean"]) < margin for r in alive)
+    died = [float(r["val_accuracy_min"]) for r in steps.values() if r["diverged"] != "0"]
+    assert re.search(r"A diverged run ends at (\S+ %)", page)[1] == pct([max(died)]) == pct([min(died)])
+    # the best variant on validation was scored on the test set: its figure against the recipe's
+    best = max(alive, key=lambda r: float(r["val_accuracy_mean"]))
+    assert best["step"] == "augmentation-clean-last-4" and SWEEP_ROWS[best["step"]] in page
+    said = re.search(r"scored (\S+ %) on the test set against the recipe's (\S+ %)", " ".join(page.split()))
+    variant, recipe = said.groups()
+    test = {name: [float(r["test_accuracy"]) for r in final_runs(name, True, 15, 55000)]
+            for name in ("default-undistorted-end", "default")}
+    assert len(test["default-undistorted-end"]) == 10
+    assert (variant, recipe) == (pct(test["default-undistorted-end"]), pct(test["default"]))
+
+
+def test_the_results_pages_reading_table_is_what_tta_views_csv_holds():
+    """Each way of reading with its validation mean (tta_views.csv: the saved runs of the ladder's
+    default and augmentation steps), and the chosen way better on every seed of the augmented step."""
     views = results("tta_views.csv")
     by: dict[tuple[str, str], dict[str, float]] = {}
     for r in views:
         by.setdefault((r["step"], r["views"]), {})[r["seed"]] = float(r["val_accuracy"])
     assert all(sorted(seeds) == ["0", "1", "2", "3", "4"] for seeds in by.values())
-    mean = {key: f"{100 * statistics.mean(seeds.values()):.2f} %" for key, seeds in by.items()}
-    readme = (ROOT / "README.md").read_text()
-    text = readme[readme.index("**Reading each digit five times"):]
-    text = " ".join(text[:text.index("\n\n")].split())  # one line: the figures as a reader sees them
-    said = {"plain": "read once", "4 shifts of 1 px": "five readings",
-            "8 neighbours (1 px, diagonals too)": "nine readings (the diagonal neighbours too)",
-            "4 shifts of 2 px": "four 2-pixel shifts",
-            "8 random small distortions": "eight small random distortions"}
-    for name, words in said.items():  # each label with its own figure
-        assert f"{words} {mean['augmentation', name]}" in text, name
+    names = {"as it is": "plain", "moved 1 px right, left, down, up": "4 shifts of 1 px",
+             "moved 1 px to all 8 neighbours": "8 neighbours (1 px, diagonals too)",
+             "moved 2 px right, left, down, up": "4 shifts of 2 px",
+             "8 small random distortions": "8 random small distortions"}
+    rows = table(RESULTS_PAGE.read_text(), "| way of reading |")
+    assert len(rows) == len(names)
+    copies = {r["views"]: r["copies"] for r in views}
+    for words, readings, default, augmented in rows:
+        name = names[words]
+        assert readings == copies[name], words
+        assert default == pct(by["label-smoothing", name].values()), words
+        assert augmented == pct(by["augmentation", name].values()), words
     five, once = by["augmentation", "4 shifts of 1 px"], by["augmentation", "plain"]
-    assert all(five[s] > once[s] for s in once)  # "better on each seed": the rule fixed beforehand
-    nine = by["augmentation", "8 neighbours (1 px, diagonals too)"]
-    apart = abs(statistics.mean(nine.values()) - statistics.mean(five.values())) * 5000  # digits per run
-    assert f"({apart:.1f} of a digit apart per run" in text and apart < 1
-    exercise = " ".join(markdown_of("04-results.ipynb").split())
-    assert "within one validation digit in 5,000" in exercise  # 04, exercise 8
-    nine_of, five_of = ({step: mean[step, name] for step in ("augmentation", "label-smoothing")}
-                        for name in ("8 neighbours (1 px, diagonals too)", "4 shifts of 1 px"))
-    assert f"({nine_of['augmentation']} and {five_of['augmentation']})" in exercise
-    default = f"({nine_of['label-smoothing']} against {five_of['label-smoothing']};"
-    assert f"nine a little worse {default}" in exercise
-    final = results("final_test.csv")
-    for augment, epochs, seeds in (("True", "15", 10), ("False", "12", 5)):
-        runs = [r for r in final if r["recipe"] == "default" and r["augment"] == augment
-                and r["epochs"] == epochs and r["train_images"] == "55000"]
-        assert len(runs) == seeds
-        once = [float(r["val_accuracy"]) for r in runs]
-        tta = [float(r["val_accuracy_tta"]) for r in runs]
-        assert all(b > a for a, b in zip(once, tta, strict=True))  # "every seed" / "every run"
-        val = f"{100 * statistics.mean(once):.2f} → {100 * statistics.mean(tta):.2f} %"
-        test = [statistics.mean(float(r[k]) for r in runs) for k in ("test_accuracy", "test_accuracy_tta")]
-        assert val in text and val in exercise, augment
-        if augment == "False":
-            assert f"test {100 * test[0]:.2f} → {100 * test[1]:.2f} %" in text + exercise
+    assert all(five[s] > once[s] for s in once)  # the rule the choice was made by
 
-def test_the_variant_chosen_on_validation_is_reported_with_its_test_figure():
-    """The augmentation variant with the best validation mean was scored on the test set (seeds 0-9);
-    README gives that figure from final_test.csv, whatever it was."""
-    alive = [r for r in results("augmentation-sweep/ablation.csv") if r["diverged"] == "0"]
-    best = max(alive, key=lambda r: float(r["val_accuracy_mean"]))
-    assert best["step"] == "augmentation-clean-last-4" and best["seeds"] == "0 1 2 3 4"
-    accuracy = [float(r["test_accuracy"]) for r in results("final_test.csv")
-                if r["recipe"] == "default-undistorted-end"]
-    assert len(accuracy) == 10
+
+def test_the_readmes_results_table_is_what_final_test_csv_holds():
     readme = (ROOT / "README.md").read_text()
-    mean, low, high = (100 * f(accuracy) for f in (statistics.mean, min, max))
-    figure = f"**{mean:.2f} %** ({low:.2f}–{high:.2f} %)"
-    assert figure in readme
-    notebook = markdown_of("03-training.ipynb")
-    assert f"over ten seeds: {mean:.2f} %" in notebook  # 03's ladder section
+    rows = table(readme, "| recipe | seeds | test accuracy |")
+    for what, seeds, mean, tta_mean in rows[:2]:
+        runs = final_runs("default", what.startswith("augmented"), int(re.search(r"(\d+) epochs", what)[1]),
+                          55000)
+        assert sorted(r["seed"] for r in runs) == seed_range(seeds), what
+        assert mean == f"**{pct(float(r['test_accuracy']) for r in runs)}**", what
+        assert tta_mean == pct(float(r["test_accuracy_tta"]) for r in runs), what
+    assert [row[2] for row in rows[2:]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
+    assert "98.63 %" in RESULTS_PAGE.read_text() and "**0.95 %**" in RESULTS_PAGE.read_text()
 
 
-def test_the_readmes_augmentation_variants_are_what_the_sweep_csv_holds():
-    """README's table of augmentation variants (validation accuracy) against the committed summary
-    benchmarks/results/augmentation-sweep/ablation.csv: the step itself and every variant whose runs
-    all finished alive (their mean and min-max are quoted)."""
-    steps = {r["step"]: r for r in results("augmentation-sweep/ablation.csv")}
+def test_the_results_pages_figures_are_drawn_from_the_committed_csvs(tmp_path):
+    """benchmarks/plot_results.py draws the same bytes as the committed PNGs: a CSV changed without
+    new figures fails here (run the script, commit its PNGs)."""
+    spec = importlib.util.spec_from_file_location("plot_results", ROOT / "benchmarks" / "plot_results.py")
+    plot_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot_results)
+    drawn = plot_results.main(["--out", str(tmp_path)])
+    assert len(drawn) == 2
+    page = RESULTS_PAGE.read_text()
+    for path in drawn:
+        committed = ROOT / "website" / "figures" / path.name
+        assert committed.read_bytes() == path.read_bytes(), f"{committed.name} is not what the CSVs draw"
+        assert f"](figures/{path.name})" in page
+
+
+def test_the_readme_is_short_and_speaks_to_its_readers():
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("**Can augmentation do better on the 55,000?**"):]
-    table = table[:table.index("\n\nNone beats")]
-    alive = [r for r in steps.values() if r["diverged"] == "0"]
-    assert len(alive) >= 5  # the step, and four variants
-    for r in alive:
-        mean, low, high = (100 * float(r[f"val_accuracy_{k}"]) for k in ("mean", "min", "max"))
-        assert f"{mean:.2f} % | {low:.2f}–{high:.2f} %" in table or (
-            r["step"] == "augmentation" and f"{mean:.2f} % ({low:.2f}–{high:.2f} %)" in table), r["step"]
-        seeds = r["seeds"].split()
-        assert len(seeds) == 5 or f"(seeds 0–{seeds[-1]})" in table, r["step"]  # fewer seeds: said
-    notebook = markdown_of("03-training.ipynb")
-    for step in ("augmentation", "augmentation-elastic1", "augmentation-elastic2"):  # exercise 6 quotes them
-        assert f"{100 * float(steps[step]['val_accuracy_mean']):.2f} %" in notebook, step
+    assert len(readme.splitlines()) <= 200
+    for text in (readme, (ROOT / "website" / "results.md").read_text(),
+                 (ROOT / "website" / "teachers.md").read_text()):
+        assert not re.search(r"\bissues? #?\d+|(?<![\w/])#\d+\b", text, re.I), "an issue number"
+        assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bsession\b", text), "a date of a run or history"
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+MARKDOWN_PAGES = ["README.md", "CONTRIBUTING.md"] + sorted(
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "website").glob("*.md") if p.name != "index.md")
+
+
+@pytest.mark.parametrize("name", MARKDOWN_PAGES)
+def test_every_link_of_a_page_points_at_a_file_and_heading_that_exist(name):
+    path = ROOT / name
+    links = re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+    assert links or name != "README.md"
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # a web address
+        target, _, anchor = link.partition("#")
+        file = (path.parent / target).resolve() if target else path
+        assert file.exists(), f"{name}: {link} points at nothing"
+        if anchor and file.suffix == ".md":
+            headings = re.findall(r"^#+ (.*)$", file.read_text(), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{name}: no heading for #{anchor}"
+
+
+def test_the_teachers_page_gives_each_notebooks_reading_time_as_its_header_does():
+    rows = table((ROOT / "website" / "teachers.md").read_text(), "| notebook | reading | running |")
+    told = {row[0][:2]: row[1] for row in rows}
+    for path in NOTEBOOKS:
+        header = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"][:3])
+        said = re.search(r"\*\*Time\*\*: about (\d+) minutes to read", header)
+        if said:
+            assert path.name[:2] in told, f"the teachers' page leaves out {path.name}"
+            assert told[path.name[:2]].startswith(f"about {said[1]} minutes"), path.name
