@@ -72,9 +72,13 @@ def stage_site(staging: Path) -> Path:
         shutil.copytree(WEBSITE_DIR / "figures", staging / "figures")
     # the start page includes parts of the README; its links to its own sections become plain text
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = readme.replace("](website/", "](")  # the pages of website/ are at the site's top
     (staging / "README.md").write_text(IN_PAGE_LINK.sub(r"\1 (in the README)", readme), encoding="utf-8")
     for path in notebooks():
         nb = without_test_machinery(nbformat.read(str(path), as_version=4))
+        for cell in nb.cells:  # a notebook's link to a page: ../website/x.md on GitHub, ../x.md here
+            if cell.cell_type == "markdown":
+                cell.source = cell.source.replace("](../website/", "](../")
         nbformat.write(nb, str(staging / "notebooks" / path.name))
     return staging
 

@@ -135,7 +135,8 @@ def test_the_site_has_a_page_per_notebook(site):
     pages = sorted(str(p.relative_to(out)) for p in out.rglob("*.html")
                    if not p.relative_to(out).parts[0].startswith("_"))
     expected = ["genindex.html", "index.html", "search.html"] + [
-        f"notebooks/{p.stem}.html" for p in NOTEBOOKS]
+        f"notebooks/{p.stem}.html" for p in NOTEBOOKS] + [
+        f"{p.stem}.html" for p in (ROOT / "website").glob("*.md") if p.stem != "index"]
     assert pages == sorted(expected)
 
 
@@ -168,6 +169,11 @@ def test_the_start_page_says_what_the_series_is_and_links_every_notebook(browser
         assert link.count() >= 1, f"the start page does not link {path.stem}"
     assert page.locator("main table").count() >= 1  # the notebooks and what each teaches
     watched.close()
+
+
+@pytest.mark.parametrize("page", ["results", "teachers", "troubleshooting"])
+def test_the_results_teachers_and_troubleshooting_pages_open_without_error(browser, site, page):
+    check_page(browser, site[1], f"{page}.html").close()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
