@@ -19,7 +19,7 @@ ANSWERS = {
              "with padding P the side is (W - 5 + 2P) + 1; which W gives conv1 its 28 outputs?"),
     "02-2": ("0f9550786e5bf710", 0, "each conv2 filter then has 3 x 5 x 5 weights, plus one bias."),
     "03-1": ("a93154f244bf25b7", 2, "a uniform guess gives the right digit 1/10; the loss is -ln of that."),
-    "03-4": ("bec7ac8e53d50fb4", 0, "55,000 images in batches of 512; the last, smaller batch counts too."),
+    "03-5": ("8ef037a3eb9e6fa1", 0, "55,000 images in batches of 512; the last, smaller batch counts too."),
     "04-2": ("99a7b082aa429af4", 0, "0.95 % of 10,000 digits; an error rate is 1 - accuracy."),
     "05-1": ("ce3c022f9cee3b1a", 0, "the global batch stays 128, whatever the number of ranks."),
     "05-4": ("49e559e496b52571", 3, "weigh each rank's mean by its number of images, then divide by 128."),

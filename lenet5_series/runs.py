@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,38 @@ def new_run_dir(base: str | Path | None = None) -> Path:
     raise RunError(f"could not create a new run folder in {show_path(base)}")
 
 
+TRAINING_IMAGES = 60_000  # MNIST's training set; a run on all of it (validation split included) is full
+
+
+def choose_run(base: str | Path | None = None) -> tuple[Path | None, str]:
+    """The run a notebook reads when run_dir=None (04, 06, 07), and why, in words.
+
+    The newest finished run that trained on all the training images, by the finish time recorded in
+    its metrics.json (a folder copied or looked at later keeps it); only when there is none, the
+    newest finished shorter run (a quick run or a subset). (None, why) when nothing has finished.
+    """
+    finished = []
+    for path in Path(base or runs_dir()).glob("*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        if metrics.get("finished"):
+            # runs from before finished_at was recorded: the time metrics.json was last written
+            when = metrics.get("finished_at") or datetime.fromtimestamp(
+                path.stat().st_mtime, UTC).isoformat(timespec="microseconds")
+            full = metrics["train_size"] + (metrics.get("val_size") or 0) >= TRAINING_IMAGES
+            finished.append((full, when, path.parent, metrics))
+    if not finished:
+        return None, "no run under runs/ has finished yet"
+    full, when, folder, metrics = max(finished, key=lambda f: (f[0], f[1]))
+    when = when[:16].replace("T", " ") + " UTC"
+    if full:
+        return folder, f"the newest finished run on all the training images (finished {when})"
+    return folder, (f"no finished run used all the training images, so the newest finished shorter run "
+                    f"({metrics['train_size']:,} images, {metrics['epochs']} epochs; finished {when})")
+
+
 def latest_run(base: str | Path | None = None) -> Path | None:
-    """The run folder whose training finished last (by its metrics.json), or None."""
-    finished = [m for m in Path(base or runs_dir()).glob("*/metrics.json")
-                if json.loads(m.read_text()).get("finished")]
-    return max(finished, key=lambda m: m.stat().st_mtime).parent if finished else None
+    """The run folder choose_run picks (notebooks 04, 06, 07 read it when run_dir=None), or None."""
+    return choose_run(base)[0]
 
 
 def lock_run_dir(run_dir: Path) -> Path:
@@ -128,6 +156,8 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "test_loss": last.get("test_loss"), "train_loss": last["train_loss"],
             "epochs": last["epoch"], "epochs_planned": config["epochs"],
             "finished": last["epoch"] >= config["epochs"], "recipe": config["recipe"],
+            "finished_at": (datetime.now(UTC).isoformat(timespec="microseconds")
+                            if last["epoch"] >= config["epochs"] else None),
             "seed": config["seed"], "device": config["device"],
             "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
             "torch_version": torch.__version__, "lr": config["lr"],
@@ -159,20 +189,27 @@ def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, sche
                  run_dir / "metrics.json")
 
 
-def check_diverged(history: list[dict], lr: float) -> None:
-    """Stop a run whose network broke in its last epoch (lenet5_helpers.fit calls it after each):
-    a loss that is not a number, or a train accuracy fallen below half its best after passing 50 %
-    (a too large step can kill every ReLU, and the network then predicts one class for ever)."""
+def divergence(history: list[dict], split: str = "train") -> str | None:
+    """What broke in the last epoch, in words, or None: a `split` loss that is not a number, or a
+    `split` accuracy fallen below half its best after passing 50 % (a too large step can kill every
+    ReLU, and the network then predicts one class for ever). The one rule: lenet5_helpers.fit and
+    the DDP trainer stop on it (check_diverged), benchmarks/ablation.py records it."""
     last = history[-1]
-    best = max((h["train_accuracy"] for h in history[:-1]), default=0.0)
-    if not math.isfinite(last["train_loss"]):
-        what = f"the train loss is {last['train_loss']}"
-    elif best >= 0.5 and last["train_accuracy"] < best / 2:
-        what = f"train accuracy fell from {best:.1%} to {last['train_accuracy']:.1%}"
-    else:
-        return
-    raise RunError(f"Training diverged in epoch {last['epoch']}: {what}. The learning rate is too "
-                   f"high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
+    best = max((h[f"{split}_accuracy"] for h in history[:-1]), default=0.0)
+    if not math.isfinite(last[f"{split}_loss"]):
+        return f"the {split} loss is {last[f'{split}_loss']}"
+    if best >= 0.5 and last[f"{split}_accuracy"] < best / 2:
+        return f"{split} accuracy fell from {best:.1%} to {last[f'{split}_accuracy']:.1%}"
+    return None
+
+
+def check_diverged(history: list[dict], lr: float) -> None:
+    """Stop a run whose network broke in its last epoch (lenet5_helpers.fit calls it after each),
+    with advice: see divergence."""
+    what = divergence(history)
+    if what is not None:
+        raise RunError(f"Training diverged in epoch {history[-1]['epoch']}: {what}. The learning rate "
+                       f"is too high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
 
 
 def load_checkpoint(path: str | Path) -> dict:
