@@ -84,6 +84,7 @@ def to_tensors(dataset: torchvision.datasets.MNIST) -> tuple[torch.Tensor, torch
 
 
 VALIDATION_SIZE = 5_000  # training images held out for choosing a recipe; never trained on
+TRAIN_SIZE = 60_000 - VALIDATION_SIZE  # the training images left: 55,000
 
 
 def mnist_tensors(data_dir: str | Path | None = None, device: str | torch.device = "cpu",
@@ -286,24 +287,30 @@ def available_devices() -> list[str]:
 TORCH_THREADS = torch.get_num_threads()  # torch's own choice, read once, before the helper changes it
 
 
-def use_cpu_threads() -> str:
+def use_cpu_threads(processes: int = 1) -> str:
     """Give torch only the CPU threads this run may use; return them in words (notebook 03, device).
 
     torch starts a thread per core of the whole machine; runs that share the cores (a sweep, two
     notebooks, a class server) then fight over them and each gets many times slower. This keeps
     torch's count for a lone run, fewer where the process may use fewer cores or has a CPU limit;
-    LENET5_THREADS=N overrides it (lenet5_series/threads.py counts them).
+    LENET5_THREADS=N overrides it (lenet5_series/threads.py counts them). `processes` started
+    together on this machine (torchrun's ranks, a benchmark's workers) each get their share.
+    The one place a run's thread count is decided: pick_device, the torchrun trainer and the
+    benchmarks all call it.
     """
     n, why = threads.budget(TORCH_THREADS)
+    if processes > 1:
+        n, why = threads.share(n, processes), f"{why}, shared by {processes} processes"
     torch.set_num_threads(n)
     return f"{n} CPU thread{'s' if n > 1 else ''} ({why})"
 
 
-def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
+def pick_device(device: str = "auto", verbose: bool = True, processes: int = 1) -> torch.device:
     """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once.
 
     Notebook 03's `device` parameter: the data and the model must both be moved to this device.
-    It also sets torch's CPU threads (use_cpu_threads) and, if verbose, prints both.
+    Then it calls use_cpu_threads(processes), which sets torch's CPU threads (any device computes
+    on the CPU too: loading, shuffling); verbose prints the device and the threads in one line.
     """
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not known; use one of {', '.join(DEVICES)}.")
@@ -312,7 +319,7 @@ def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
     if picked not in found:
         raise RuntimeError(f"device={device!r} was asked for, but this machine has no {device} "
                            f"device (available: {', '.join(found)}). Use device='auto' or 'cpu'.")
-    cpu_threads = use_cpu_threads()
+    cpu_threads = use_cpu_threads(processes)
     if verbose:
         why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
                "cpu": "no GPU was found"}
@@ -441,10 +448,12 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
                 scheduler: Any, batch_size: int, generator: torch.Generator,
                 augment: bool = False, amp: bool = False, label_smoothing: float = 0.0,
-                bar: Any = None) -> None:
+                bar: Any = None, distort: Callable[..., torch.Tensor] | None = None) -> None:
     """One pass over the training tensors in a random order: forward, loss, backward, step.
 
-    Notebook 03, "One epoch, written out", is this loop.
+    Notebook 03, "One epoch, written out", is this loop. With augment=True each batch is first
+    distorted by `distort(x, generator=generator)`: random_distort with its own sizes unless
+    another is given (benchmarks/ablation.py passes other sizes; notebook 03, "Augmentation").
     """
     model.train()
     order = torch.randperm(len(images), device=images.device, generator=generator)
@@ -452,7 +461,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         idx = order[start:start + batch_size]
         x, y = images[idx], labels[idx]
         if augment:
-            x = random_distort(x, generator=generator)
+            x = (distort or random_distort)(x, generator=generator)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -465,7 +474,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
 
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
                lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
-               train_size: int = 60_000 - VALIDATION_SIZE, arch: str = "LeNet5",
+               train_size: int = TRAIN_SIZE, arch: str = "LeNet5",
                val_size: int = VALIDATION_SIZE) -> dict:
     """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03)."""
     return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,

@@ -21,50 +21,47 @@ its rows have no validation figure.
 
 Variants of the augmentation step (issue 11: can augmented training reach 99.5 %?) were compared on
 the validation split with --out benchmarks/results/augmentation-sweep; a variant may set its own
-distortion sizes ("distort"), which train() hands to lh.random_distort, and may leave its last
+distortion sizes ("distort"), which train() hands to lh.train_epoch, and may leave its last
 epochs undistorted ("clean_last"). The variant with the best validation mean was then scored on the
 test set: --final --recipe default-undistorted-end --augment (its rows in final_test.csv).
 
 --final rows also get test-time augmentation's figures (lh.predict_tta: each digit read as it is and
 moved one pixel each way; val_accuracy_tta, test_accuracy_tta), chosen on the validation digits of
-the augmentation step's saved runs (benchmarks/tta.py). A row written before that has none (the
-20-epoch and undistorted-end rows still have none): --final with its settings rescores it (weights
-reloaded, or the run trained again), keeps the row's first measurement when the run scores its
-recorded plain test accuracy again, and adds the TTA figures and tta_date. Weights trained by
---final are kept in the runs folder too, for a later rescoring.
+the augmentation step's saved runs (benchmarks/tta.py); rows written before that (the 20-epoch and
+undistorted-end rows) have none. Weights trained by --final are kept in the runs folder too.
 
-Each run is lh.seed_everything, lh.LeNet5, SGD and a schedule built here from the step's settings
-(so a variant needs no helper change), then lh.train_epoch and lh.evaluate: the code fit uses,
-without fit's per-epoch scoring of the full train and test sets and its run folders. Several runs go
-side by side in separate processes with one thread each (--workers, --threads).
+Each run is the helper's own pieces: lh.seed_everything, lh.LeNet5, lh.make_optimizer for the step's
+settings, lh.train_epoch (a variant's distortion sizes passed as its `distort`) and lh.evaluate,
+without fit's per-epoch scoring of the full train and test sets and its run folders; a dead network
+is told by the rule fit stops on (lenet5_series.runs.divergence). Several runs go side by side in
+separate processes (--workers), each with --threads threads (set through lh.use_cpu_threads).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime
 import functools
 import hashlib
 import json
-import math
 import multiprocessing as mp
+import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 import lenet5_helpers as lh
+from lenet5_series import runs, threads
 from lenet5_series.params import parse_seeds
 from lenet5_series.paths import runs_dir
 
-# The reference post's recipe, with this benchmark's epoch count: every ladder step starts from it.
-REFERENCE = {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
-             "schedule": "constant", "cycle_momentum": False, "label_smoothing": 0.0,
-             "batch_size": 128, "epochs": 12, "augment": False}
+# The reference post's recipe (lh.RECIPES), with this benchmark's epoch count: every ladder step
+# starts from it and names its change.
+REFERENCE = dict(lh.RECIPES["reference"], epochs=12, augment=False)
 
 # name: (label, change from the previous ladder step, why). Each step keeps everything before it.
 LADDER = {
@@ -192,96 +189,76 @@ def describe(s: dict) -> str:
             f"augment {s['augment']}{sizes}{clean}")
 
 
-def make_optimizer(model: torch.nn.Module, s: dict, steps_per_epoch: int) -> tuple:
-    """SGD and its per-batch schedule from a step's settings (lh.make_optimizer plus cycle_momentum)."""
-    opt = torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"],
-                          nesterov=s["nesterov"], weight_decay=s["weight_decay"])
-    if s["schedule"] == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s["lr"],
-                                                    total_steps=s["epochs"] * steps_per_epoch,
-                                                    cycle_momentum=s["cycle_momentum"])
-    else:
-        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
-    return opt, sched
-
-
-def model_path(s: dict, seed: int, n_train: int) -> Path:
+def model_path(s: dict, seed: int, n_train: int, device: str = "cpu") -> Path:
     """Where a finished run's weights are kept: named by a hash of everything that made them."""
     made = {"settings": s, "seed": seed, "train_images": n_train, "torch": torch.__version__}
-    if _DATA["device"].type != "cpu":
-        made["device"] = _DATA["device"].type
+    if device != "cpu":
+        made["device"] = device
     key = json.dumps(made, sort_keys=True)
     return runs_dir() / "ablation-models" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
-_DATA: dict = {}  # each worker process loads MNIST once
-RANDOM_DISTORT = lh.random_distort  # the helper's own, with its default sizes
+WORKER: dict = {}  # this worker process's data, device and deadline (init_worker), loaded once
 
 
-def init_worker(threads: int, with_test: bool, deadline: float | None = None,
+def init_worker(threads_each: int, with_test: bool, deadline: float | None = None,
                 device: str = "cpu", validation: bool = True) -> None:
-    """Load and split MNIST in this worker; one thread, so side-by-side runs share the cores."""
-    _DATA["deadline"] = deadline
-    _DATA["device"] = lh.pick_device(device, verbose=False)  # this sets the thread budget: cut it after
-    torch.set_num_threads(threads)
-    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), _DATA["device"],  # split: 55,000 / 5,000;
+    """Load and split MNIST in this worker, with `threads_each` threads, so side-by-side runs share
+    the cores (LENET5_THREADS, which lh.use_cpu_threads reads: pick_device calls it)."""
+    os.environ[threads.VARIABLE] = str(threads_each)
+    WORKER["deadline"] = deadline
+    WORKER["device"] = lh.pick_device(device, verbose=False)
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), WORKER["device"],  # 55,000 / 5,000;
                             validation=validation)  # validation=False: all 60,000, no "val"
-    _DATA["train"], _DATA["val"] = data["train"], data.get("val")
+    WORKER["train"], WORKER["val"] = data["train"], data.get("val")
     if with_test:
-        _DATA["test"] = data["test"]
+        WORKER["test"] = data["test"]
 
 
-@contextlib.contextmanager
-def distortion_sizes(sizes: dict) -> Iterator[None]:
-    """Within the block, lh.random_distort uses a variant's own sizes (lh.train_epoch calls it by
-    name); the helper's own function is back afterwards."""
-    before = lh.random_distort
-    lh.random_distort = functools.partial(RANDOM_DISTORT, **sizes)
-    try:
-        yield
-    finally:
-        lh.random_distort = before
+def distortion(s: dict) -> Callable[..., torch.Tensor] | None:
+    """A variant's own distortion sizes as lh.train_epoch's `distort`; None: the helper's own."""
+    return functools.partial(lh.random_distort, **s["distort"]) if s.get("distort") else None
 
 
-def train(s: dict, seed: int) -> tuple[torch.nn.Module, dict]:
-    """One run of a step's settings from a seed; returns the model and its validation figures."""
-    x, y = _DATA["train"]
+def train(s: dict, seed: int, data: dict) -> tuple[torch.nn.Module, dict]:
+    """One run of a step's settings from a seed on data["train"]; returns the model and its
+    validation figures. data["val"] is scored after every epoch (the curve, the best epoch, a dead
+    network); None: trained on all 60,000, so their first 5,000 are watched, for progress only."""
+    x, y = data["train"]
     lh.seed_everything(seed)
     model = lh.LeNet5().to(x.device)
-    steps = -(-len(x) // s["batch_size"])
-    optimizer, scheduler = make_optimizer(model, s, steps)
+    optimizer, scheduler = lh.make_optimizer(model, s, lh.steps_per_epoch(len(x), s["batch_size"]))
     generator = torch.Generator(x.device).manual_seed(seed)
-    curve, seconds, diverged, loss = [], 0.0, False, float("nan")
-    watch = _DATA["val"]  # scored after every epoch: the curve, the best epoch, a dead network
-    if watch is None:  # trained on all 60,000: watch the first 5,000 of them, for progress only
-        watch = tuple(t[:lh.VALIDATION_SIZE] for t in _DATA["train"])
-    for epoch in range(s["epochs"]):
+    watch = data["val"] if data["val"] is not None else tuple(t[:lh.VALIDATION_SIZE] for t in (x, y))
+    rows, seconds, diverged = [], 0.0, False
+    for epoch in range(1, s["epochs"] + 1):
         start = time.perf_counter()
-        augment = s["augment"] and epoch < s["epochs"] - s.get("clean_last", 0)
-        with distortion_sizes(s.get("distort", {})):
-            lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
-                           augment=augment, label_smoothing=s["label_smoothing"])
+        lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
+                       augment=s["augment"] and epoch <= s["epochs"] - s.get("clean_last", 0),
+                       label_smoothing=s["label_smoothing"], distort=distortion(s))
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - start
         loss, accuracy = lh.evaluate(model, *watch)
-        curve.append(accuracy)
-        print(f"  seed {seed}, {describe(s)[:40]}...: epoch {len(curve)}, "
-              f"{'val' if _DATA['val'] is not None else 'train (5,000)'} {accuracy:.2%}, "
+        rows.append({"epoch": epoch, "val_loss": loss, "val_accuracy": accuracy})
+        print(f"  seed {seed}, {describe(s)[:40]}...: epoch {epoch}, "
+              f"{'val' if data['val'] is not None else 'train (5,000)'} {accuracy:.2%}, "
               f"{seconds:.0f} s so far", flush=True)  # a run takes minutes: show it is moving
-        if not math.isfinite(loss) or (max(curve) >= 0.5 and accuracy < max(curve) / 2):
+        if runs.divergence(rows, "val"):
             diverged = True  # a dead network stays dead: stop, and count the run as it ended
             break
-    best = max(range(len(curve)), key=curve.__getitem__)
-    if _DATA["val"] is None:  # no validation set: no validation figures
+    if data["val"] is None:  # no validation set: no validation figures
         return model, {"val_accuracy": None, "diverged": diverged, "train_seconds": seconds}
+    curve = [r["val_accuracy"] for r in rows]
+    best = max(range(len(curve)), key=curve.__getitem__)
     return model, {"val_accuracy": curve[-1], "best_val_accuracy": curve[best], "best_epoch": best + 1,
-                   "val_loss": loss, "diverged": diverged, "train_seconds": seconds,
+                   "val_loss": rows[-1]["val_loss"], "diverged": diverged, "train_seconds": seconds,
                    "val_curve": " ".join(f"{a:.4f}" for a in curve)}
 
 
-def common(s: dict) -> dict:
-    return {"settings": describe(s), "device": _DATA["device"].type, "torch": torch.__version__,
+def provenance(s: dict) -> dict:
+    """What every CSV row records of how it was made: the settings in words, device, torch, date."""
+    return {"settings": describe(s), "device": WORKER["device"].type, "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -297,7 +274,7 @@ def deadline_from(text: str | None) -> float | None:
 
 def past_deadline() -> bool:
     """True once the clock has passed --deadline."""
-    deadline = _DATA.get("deadline")
+    deadline = WORKER.get("deadline")
     return deadline is not None and time.time() >= deadline
 
 
@@ -307,13 +284,13 @@ def ladder_run(job: tuple[str, int]) -> dict | None:
         return None
     step, seed = job
     s = STEPS[step]
-    model, figures = train(s, seed)
-    path = model_path(s, seed, len(_DATA["train"][0]))
+    model, figures = train(s, seed, WORKER)
+    path = model_path(s, seed, len(WORKER["train"][0]), WORKER["device"].type)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), **figures}, path)
     return {"step": step, "label": LABELS[step], "seed": seed, **figures, "epochs": s["epochs"],
             "augment": s["augment"], "seconds_per_epoch": figures["train_seconds"] / s["epochs"],
-            "threads": torch.get_num_threads(), **common(s)}
+            "threads": torch.get_num_threads(), **provenance(s)}
 
 
 def tta_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -323,58 +300,38 @@ def tta_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
 
 def final_run(job: tuple[str, dict, int]) -> dict | None:
     """Train the recipe (or load an identical earlier run's weights), then score the test set once:
-    plain and with test-time augmentation. Weights trained here are kept for a later rescoring."""
+    plain and with test-time augmentation. Weights trained here are kept too."""
     recipe, s, seed = job
-    path = model_path(s, seed, len(_DATA["train"][0]))
+    data, device = WORKER, WORKER["device"]
+    path = model_path(s, seed, len(data["train"][0]), device.type)
     if past_deadline() and not path.exists():
         return None
     if path.exists():
-        saved = torch.load(path, weights_only=True, map_location=_DATA["device"])
-        model = lh.LeNet5().to(_DATA["device"])
+        saved = torch.load(path, weights_only=True, map_location=device)
+        model = lh.LeNet5().to(device)
         model.load_state_dict(saved["model"])
         figures = {k: saved[k] for k in ("val_accuracy", "train_seconds")}
         source = saved.get("source", "weights of the ablation's run")
-        if _DATA["val"] is not None and lh.evaluate(model, *_DATA["val"])[1] != figures["val_accuracy"]:
+        if data["val"] is not None and lh.evaluate(model, *data["val"])[1] != figures["val_accuracy"]:
             raise RuntimeError(f"{path} does not score its recorded validation accuracy; delete it.")
     else:
-        model, figures = train(s, seed)
+        model, figures = train(s, seed, data)
         source = "trained here"
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "source": "weights of an earlier --final run",
                     **{k: figures[k] for k in ("val_accuracy", "train_seconds")}}, path)
-    _, test_accuracy = lh.evaluate(model, *_DATA["test"])
-    val_tta = None if _DATA["val"] is None else tta_accuracy(model, *_DATA["val"])
+    _, test_accuracy = lh.evaluate(model, *data["test"])
+    val_tta = None if data["val"] is None else tta_accuracy(model, *data["val"])
     return {"recipe": recipe, "augment": s["augment"], "epochs": s["epochs"], "seed": seed,
             "val_accuracy": figures["val_accuracy"], "test_accuracy": test_accuracy,
             "seconds": figures["train_seconds"], "source": source,
-            "train_images": len(_DATA["train"][0]), "test_images": len(_DATA["test"][0]), **common(s),
-            "val_accuracy_tta": val_tta, "test_accuracy_tta": tta_accuracy(model, *_DATA["test"])}
+            "train_images": len(data["train"][0]), "test_images": len(data["test"][0]), **provenance(s),
+            "val_accuracy_tta": val_tta, "test_accuracy_tta": tta_accuracy(model, *data["test"])}
 
 
 def final_key(row: dict) -> tuple:
     """What makes two final_test.csv rows the same run."""
     return row["recipe"], row["settings"], int(row["seed"]), int(row["train_images"])
-
-
-def merge_tta(csv_path: Path, row: dict) -> str:
-    """Put a rescored run's TTA figures into its existing final_test.csv row (rewriting the file).
-
-    The run is the same run only if it scores the recorded plain test accuracy again; if it does not
-    (a different machine or library), its whole row replaces the old one and says so in "source"."""
-    rows = read_rows(csv_path)
-    old = next(r for r in rows if final_key(r) == final_key(row))
-    tta = {"val_accuracy_tta": row["val_accuracy_tta"], "test_accuracy_tta": row["test_accuracy_tta"],
-           "tta_date": row["date"]}
-    if abs(float(old["test_accuracy"]) - row["test_accuracy"]) < 5e-5:  # the CSV keeps 6 digits
-        old.update(tta)
-        said = "same plain test accuracy as recorded"
-    else:
-        first = float(old["test_accuracy"])
-        said = f"plain test {row['test_accuracy']:.2%}, recorded {first:.2%}: row replaced"
-        old.clear()
-        old.update(row, **tta, source=f"{row['source']}; the first run scored {first:.4f}")
-    write_rows(csv_path, rows, FINAL_COLUMNS)
-    return said
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -416,14 +373,10 @@ def write_summary(runs_csv: Path, out_csv: Path) -> None:
             "augment": mine[0]["augment"],
             "seconds_mean": statistics.mean(float(r["train_seconds"]) for r in mine),
             "settings": mine[0]["settings"], "note": NOTES[step],
-            "train_images": 60_000 - lh.VALIDATION_SIZE, "val_images": lh.VALIDATION_SIZE,
+            "train_images": lh.TRAIN_SIZE, "val_images": lh.VALIDATION_SIZE,
             "device": mine[0]["device"], "torch": mine[0]["torch"],
             "date": max(r["date"] for r in mine)[:10]})
-    with open(out_csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=STEP_COLUMNS)
-        writer.writeheader()
-        for row in summary:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_rows(out_csv, summary, STEP_COLUMNS)
 
 
 def final_settings(recipe: str, augment: bool, epochs: int | None = None) -> dict:
@@ -466,9 +419,8 @@ def main() -> None:
     if args.final:
         s = final_settings(args.recipe, args.augment, args.epochs)
         csv_path = out / "final_test.csv"
-        n_train = 60_000 if args.all_training_images else 60_000 - lh.VALIDATION_SIZE
-        scored = {final_key(r): bool(r.get("test_accuracy_tta")) for r in read_rows(csv_path)}
-        done = {key for key, with_tta in scored.items() if with_tta}  # rows without TTA: rescored
+        n_train = lh.TRAIN_SIZE + (lh.VALIDATION_SIZE if args.all_training_images else 0)
+        done = {final_key(r) for r in read_rows(csv_path)}
         jobs = [(args.recipe, s, seed) for seed in seeds
                 if (args.recipe, describe(s), seed, n_train) not in done]
         work, columns = final_run, FINAL_COLUMNS
@@ -494,10 +446,7 @@ def main() -> None:
         if row is None:
             print(f"{time.strftime('%H:%M:%S')} skipped a run: past the deadline {args.deadline} UTC")
             continue
-        if args.final and final_key(row) in scored:
-            print(f"  rescored with TTA ({merge_tta(csv_path, row)})")
-        else:
-            append_row(csv_path, row, columns)
+        append_row(csv_path, row, columns)
         if not args.final:
             write_summary(csv_path, out / "ablation.csv")
         name = row.get("step") or row["recipe"]

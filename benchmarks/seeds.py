@@ -26,9 +26,9 @@ from lenet5_series.params import parse_seeds
 
 def one_run(args: tuple) -> dict:
     """Train one seed with fit, quietly; return its final figures."""
-    seed, settings, device_name, threads = args
-    device = lh.pick_device(device_name, verbose=False)
-    torch.set_num_threads(threads)  # CPU runs side by side share the cores instead of fighting
+    seed, settings, device_name, workers = args
+    device = lh.pick_device(device_name, verbose=False, processes=workers)  # runs side by side
+    # share the CPU threads instead of fighting over them (lh.use_cpu_threads)
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)
     row = {"seed": seed}
     start = time.perf_counter()
@@ -62,8 +62,7 @@ def main() -> None:
     device = lh.pick_device(args.device)
     lh.prepare_mnist(verbose=False)
     settings = {"recipe": args.recipe, "epochs": args.epochs, "lr": args.lr, "augment": args.augment}
-    threads = max(1, torch.get_num_threads() // args.workers)
-    jobs = [(seed, settings, device.type, threads) for seed in seeds]
+    jobs = [(seed, settings, device.type, args.workers) for seed in seeds]
     print(f"{len(jobs)} seeds of {settings} on {device.type}, torch {torch.__version__}")
     pool = mp.get_context("spawn").Pool(args.workers)
     rows = []

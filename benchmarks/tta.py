@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
+import ablation  # this folder's benchmark (a script's folder is on sys.path): STEPS, model_path
 import torch
 import torch.nn.functional as F
 
 import lenet5_helpers as lh
 from lenet5_series.params import parse_seeds
 from lenet5_series.paths import runs_dir
-
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("ablation", HERE / "ablation.py")
-ablation = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ablation)  # STEPS and model_path: where the ladder's weights are
 
 NEIGHBOURS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # (0, 0) and its 8 neighbours
 VIEWS: dict[str, tuple] = {  # name: shifts for lh.predict_tta
@@ -72,8 +67,7 @@ def main() -> None:
     unknown = [s for s in args.steps.split(",") if s not in ablation.STEPS]
     if unknown:
         parser.error(f"unknown steps {unknown}; use some of {', '.join(ablation.STEPS)}")
-    ablation._DATA["device"] = torch.device("cpu")  # model_path names CPU runs' weights without a device
-    runs = [(step, seed, ablation.model_path(ablation.STEPS[step], seed, 60_000 - lh.VALIDATION_SIZE))
+    runs = [(step, seed, ablation.model_path(ablation.STEPS[step], seed, lh.TRAIN_SIZE, "cpu"))
             for step in args.steps.split(",") for seed in seeds]
     missing = [f"{step} seed {seed}" for step, seed, path in runs if not path.exists()]
     if missing:  # before any data is loaded

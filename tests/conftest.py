@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,10 @@ import pytest
 import lenet5_helpers as lh
 from lenet5_series import mnist
 
+ROOT = Path(__file__).resolve().parents[1]
+# The benchmark scripts import each other by name (a script's own folder is on its sys.path); their
+# tests import them the same way: `import ablation`.
+sys.path.insert(0, str(ROOT / "benchmarks"))
 TINY = {"train": 5, "valid": 3, "test": 4}  # images per split of the fake wheel
 
 

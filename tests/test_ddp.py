@@ -2,7 +2,8 @@
 a dead or hung rank stops the others with a message, resuming, and notebook 05 under papermill.
 
 The slow tests start real torchrun launchers on this machine (gloo on the CPU, one thread per
-process). Two launchers with --nnodes 2 and a c10d rendezvous on 127.0.0.1 stand for two machines.
+process: LENET5_THREADS=1). Two launchers with --nnodes 2 and a c10d rendezvous on 127.0.0.1 stand
+for two machines.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def launch(*args, nproc: int = 2, endpoint: str | None = None, pause: str | None
              ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
               "--rdzv-id", "test"])
     program = ["-m", "lenet5_series.ddp"] if pause is None else [str(PAUSED)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", **({paused.VARIABLE: pause} if pause else {}))
+    # one thread per process however the run is launched (lh.use_cpu_threads reads LENET5_THREADS),
+    # so runs launched differently can be compared bit for bit
+    env = dict(os.environ, LENET5_THREADS="1", **({paused.VARIABLE: pause} if pause else {}))
     command = [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node",
                str(nproc), *program, *map(str, args)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -3,16 +3,13 @@ the ablation benchmark uses the same split (real MNIST)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import ablation  # benchmarks/ablation.py (conftest puts benchmarks/ on sys.path)
 import pytest
 import torch
+import tta  # benchmarks/tta.py
 from conftest import needs_mnist
 
 import lenet5_helpers as lh
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def numbered(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,69 +58,71 @@ def test_default_size_holds_out_5000_of_60000():
 
 
 @needs_mnist
-def test_the_ablation_benchmark_trains_and_scores_on_the_notebooks_split():
+def test_the_ablation_benchmark_trains_and_scores_on_the_notebooks_split(monkeypatch):
     """benchmarks/ablation.py must measure on the split the notebooks use: 55,000 training images and
     the same 5,000 validation images (splitting again would train on 50,000 and score other digits),
-    with the threads it was given (the helper's device check sets its own budget)."""
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    with the threads it was given (through LENET5_THREADS, which the helper's thread budget reads)."""
+    monkeypatch.setenv("LENET5_THREADS", "2")  # put back after the test: init_worker sets it
     before = torch.get_num_threads()
     try:
-        ablation.init_worker(threads=1, with_test=False)
+        ablation.init_worker(threads_each=1, with_test=False)
         assert torch.get_num_threads() == 1  # runs side by side share the cores instead of fighting
     finally:
         torch.set_num_threads(before)
     data = lh.mnist_tensors()
-    assert len(ablation._DATA["train"][0]) == 60_000 - lh.VALIDATION_SIZE
+    assert len(ablation.WORKER["train"][0]) == lh.TRAIN_SIZE
     for split in ("train", "val"):
-        assert all(torch.equal(a, b) for a, b in zip(ablation._DATA[split], data[split], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(ablation.WORKER[split], data[split], strict=True))
 
 
-def load_ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
-    return ablation
+def tiny_data() -> dict:
+    x, y = numbered(64)
+    images = x.expand(64, 1, 32, 32).contiguous()
+    return {"train": (images, y), "val": (images[:8], y[:8])}
 
 
-def test_an_ablation_variant_trains_with_its_own_distortion_sizes():
-    """A variant's "distort" sizes must reach lh.random_distort (the sweep compared them), and the next
-    run without them must get the helper's own sizes again (one worker runs many steps)."""
-    ablation = load_ablation()
-    helpers_own = lh.random_distort
+def spy_on_distortion(monkeypatch) -> list[dict]:
+    """lh.random_distort replaced for the test by one that records its sizes and changes nothing."""
     calls = []
 
     def spy(x, **sizes):
         calls.append(sizes)
         return x
 
-    ablation.RANDOM_DISTORT = spy
-    x, y = numbered(64)
-    images = x.expand(64, 1, 32, 32).contiguous()
-    ablation._DATA.update(train=(images, y), val=(images[:8], y[:8]), device=torch.device("cpu"))
+    monkeypatch.setattr(lh, "random_distort", spy)
+    return calls
+
+
+def test_the_ablation_ladder_is_the_helpers_reference_recipe_plus_named_changes():
+    assert ablation.REFERENCE == dict(lh.RECIPES["reference"], epochs=12, augment=False)
+    assert all(ablation.STEPS["label-smoothing"][k] == v for k, v in lh.RECIPES["default"].items())
+    for name, (_, change, _) in ablation.LADDER.items():  # each step: the one before, plus its change
+        before = list(ablation.LADDER).index(name)
+        base = ablation.STEPS[list(ablation.LADDER)[before - 1]] if before else ablation.REFERENCE
+        assert ablation.STEPS[name] == {**base, **change}
+
+
+def test_an_ablation_variant_trains_with_its_own_distortion_sizes(monkeypatch):
+    """A variant's "distort" sizes must reach lh.random_distort (the sweep compared them) through
+    lh.train_epoch's `distort`; a step without them gets the helper's own sizes."""
+    calls = spy_on_distortion(monkeypatch)
     for step, expected in (("augmentation-milder", ablation.STEPS["augmentation-milder"]["distort"]),
                            ("augmentation", {})):
         calls.clear()
-        ablation.train(dict(ablation.STEPS[step], epochs=1, batch_size=32), seed=0)
+        ablation.train(dict(ablation.STEPS[step], epochs=1, batch_size=32), 0, tiny_data())
         assert len(calls) == 2 and all(c == {"generator": calls[0]["generator"], **expected} for c in calls)
-        assert lh.random_distort is helpers_own  # the swap ends with the run: nothing leaks
+    assert ablation.distortion(ablation.STEPS["augmentation"]) is None
     assert "turn 10 deg" in ablation.describe(ablation.STEPS["augmentation-milder"])
     assert "deg" not in ablation.describe(ablation.STEPS["augmentation"])  # old rows keep their names
 
 
-def test_an_ablation_variant_can_leave_its_last_epochs_undistorted():
+def test_an_ablation_variant_can_leave_its_last_epochs_undistorted(monkeypatch):
     """"clean_last": k trains the last k epochs on the digits as they are (the sweep measured k = 2..8),
     and --final --recipe default-undistorted-end --augment scores exactly that variant's settings, so
     the test figures in final_test.csv belong to the variant chosen on validation."""
-    ablation = load_ablation()
-    calls = []
-    ablation.RANDOM_DISTORT = lambda x, **sizes: calls.append(sizes) or x
-    x, y = numbered(64)
-    images = x.expand(64, 1, 32, 32).contiguous()
-    ablation._DATA.update(train=(images, y), val=(images[:8], y[:8]), device=torch.device("cpu"))
+    calls = spy_on_distortion(monkeypatch)
     settings = dict(ablation.STEPS["augmentation-clean-last-4"], epochs=3, batch_size=32, clean_last=1)
-    ablation.train(settings, seed=0)
+    ablation.train(settings, 0, tiny_data())
     assert len(calls) == 2 * 2  # 2 batches in each of the first 2 epochs; none in the third
     assert ablation.describe(settings).endswith("augment True, not in the last 1 epochs")
     final = ablation.final_settings("default-undistorted-end", augment=True)  # what --final trains
@@ -131,24 +130,32 @@ def test_an_ablation_variant_can_leave_its_last_epochs_undistorted():
     assert ablation.final_settings("default", augment=True) == ablation.STEPS["augmentation"]
 
 
+def test_an_ablation_run_that_dies_stops_and_is_counted_as_diverged():
+    """The rule fit stops on (runs.divergence), applied to the validation curve: a run whose
+    validation loss is not a number stops in that epoch and is recorded as diverged."""
+    data = {"train": (torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,)))}
+    data["val"] = data["train"]
+    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=3, lr=1e6), 0, data)
+    assert figures["diverged"] and len(figures["val_curve"].split()) < 3  # stopped before the end
+
+
 @needs_mnist
-def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation():
+def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation(monkeypatch):
     """--final --all-training-images: the 5,000 validation images join the training set, so there is
     no validation figure to report (an accuracy on images it trained on would read as one)."""
-    ablation = load_ablation()
+    monkeypatch.setenv("LENET5_THREADS", "2")  # put back after the test: init_worker sets it
     before = torch.get_num_threads()
     try:
-        ablation.init_worker(threads=1, with_test=True, validation=False)
+        ablation.init_worker(threads_each=1, with_test=True, validation=False)
     finally:
         torch.set_num_threads(before)
-    assert len(ablation._DATA["train"][0]) == 60_000 and ablation._DATA["val"] is None
-    ablation._DATA["train"] = tuple(t[:256] for t in ablation._DATA["train"])  # a short run suffices
-    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), seed=0)
+    assert len(ablation.WORKER["train"][0]) == 60_000 and ablation.WORKER["val"] is None
+    short = dict(ablation.WORKER, train=tuple(t[:256] for t in ablation.WORKER["train"]))  # a short run
+    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), 0, short)
     assert figures["val_accuracy"] is None and "val_curve" not in figures
 
 
 def test_the_ablation_refuses_the_undistorted_end_without_augmentation(monkeypatch, capsys):
-    ablation = load_ablation()
     monkeypatch.setattr("sys.argv", ["ablation.py", "--final", "--recipe", "default-undistorted-end",
                                      "--out", "unused"])
     with pytest.raises(SystemExit):
@@ -158,7 +165,6 @@ def test_the_ablation_refuses_the_undistorted_end_without_augmentation(monkeypat
 
 def test_the_ablation_refuses_to_train_the_ladder_on_its_validation_images(monkeypatch, capsys):
     """--all-training-images without --final would choose recipes on images they trained on."""
-    ablation = load_ablation()
     monkeypatch.setattr("sys.argv", ["ablation.py", "--all-training-images", "--out", "unused"])
     with pytest.raises(SystemExit):
         ablation.main()
@@ -176,7 +182,6 @@ def test_the_benchmarks_read_seeds_as_a_range_or_a_list_and_refuse_anything_else
     for bad in ("4-0", "a-b", "", "1,,2", "-1"):
         with pytest.raises(ValueError, match="range like 0-4 or a list like 0,3,7"):
             parse_seeds(bad)
-    ablation = load_ablation()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["ablation.py", "--seeds", "zero", "--out", "unused"])
     with pytest.raises(SystemExit):
@@ -189,40 +194,9 @@ BEFORE_TTA = ["recipe", "augment", "epochs", "seed", "val_accuracy", "test_accur
               "settings", "train_images", "test_images", "device", "torch", "date"]  # final_test.csv's header
 
 
-def test_a_rescored_final_run_gains_tta_columns_only_if_it_is_the_same_run(tmp_path):
-    """--final rescoring (issue 11: test-time augmentation) retrains or reloads a run already in
-    final_test.csv; its TTA figures join the old row only when it scores the recorded plain test
-    accuracy again, otherwise its whole row replaces the old one and says what the first run scored."""
-    ablation = load_ablation()
-    csv_path = tmp_path / "final_test.csv"
-    old = {"recipe": "default", "augment": True, "epochs": 15, "seed": 5, "val_accuracy": 0.992,
-           "test_accuracy": 0.995, "seconds": 137.3, "source": "trained here", "settings": "s",
-           "train_images": 55000, "test_images": 10000, "device": "cpu", "torch": "t", "date": "then"}
-    other = dict(old, seed=6)
-    for row in (old, other):
-        ablation.append_row(csv_path, row, BEFORE_TTA)  # a file from before TTA
-    same = dict(old, seconds=140.0, date="now", val_accuracy_tta=0.9932, test_accuracy_tta=0.9957)
-    assert "same plain test accuracy" in ablation.merge_tta(csv_path, same)
-    rows = ablation.read_rows(csv_path)
-    assert list(rows[0]) == ablation.FINAL_COLUMNS and len(rows) == 2
-    assert (rows[0]["date"], rows[0]["seconds"], rows[0]["test_accuracy_tta"], rows[0]["tta_date"]) == (
-        "then", "137.3", "0.9957", "now")  # the first measurement stays; TTA is added
-    assert rows[1]["seed"] == "6" and rows[1]["test_accuracy_tta"] == ""
-    moved = dict(other, test_accuracy=0.9941, date="now", val_accuracy_tta=0.99, test_accuracy_tta=0.9948)
-    assert "row replaced" in ablation.merge_tta(csv_path, moved)
-    row = ablation.read_rows(csv_path)[1]
-    assert (row["test_accuracy"], row["test_accuracy_tta"], row["date"]) == ("0.9941", "0.9948", "now")
-    assert row["source"] == "trained here; the first run scored 0.9950"
-    new = dict(old, seed=7, val_accuracy_tta=0.991, test_accuracy_tta=0.9951)
-    ablation.append_row(csv_path, new, ablation.FINAL_COLUMNS)  # a new run: a row of its own
-    rows = ablation.read_rows(csv_path)
-    assert [r["seed"] for r in rows] == ["5", "6", "7"] and rows[2]["test_accuracy_tta"] == "0.9951"
-
-
 def test_appending_to_a_csv_from_before_a_new_column_rewrites_its_header(tmp_path):
     """An old final_test.csv (14 columns) gets the TTA columns in its header when a row with them is
     added, instead of 17 cells under a 14-cell header."""
-    ablation = load_ablation()
     csv_path = tmp_path / "final_test.csv"
     old = {k: str(i) for i, k in enumerate(BEFORE_TTA)}
     ablation.append_row(csv_path, old, BEFORE_TTA)
@@ -233,18 +207,10 @@ def test_appending_to_a_csv_from_before_a_new_column_rewrites_its_header(tmp_pat
     assert rows[1]["seed"] == "9" and rows[1]["test_accuracy_tta"] == "0.9955"
 
 
-def load_tta():
-    spec = importlib.util.spec_from_file_location("tta", ROOT / "benchmarks" / "tta.py")
-    tta = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tta)
-    return tta
-
-
 def test_the_tta_benchmark_reads_the_helpers_five_views_and_asks_for_missing_weights_first(
         tmp_path, monkeypatch, capsys):
     """benchmarks/tta.py: its "4 shifts of 1 px" is what lh.predict_tta does, "plain" is one reading;
     without the ablation's saved weights it says which runs to train, before loading any data."""
-    tta = load_tta()
     x = torch.randn(6, 1, 32, 32)
     model = lh.LeNet5()
     readers = tta.readers()

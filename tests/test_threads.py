@@ -109,6 +109,16 @@ def test_the_helper_sets_torch_and_prints_the_threads_with_the_device(machine, m
     assert lh.use_cpu_threads().startswith(f"{expected} CPU thread")
 
 
+def test_processes_started_together_each_get_their_share(machine, monkeypatch, torch_threads):
+    """torchrun's ranks and a benchmark's workers: lh.use_cpu_threads(processes=k), the one place
+    that sets the count, gives each its share of this machine's budget."""
+    monkeypatch.setattr(lh, "TORCH_THREADS", 8)  # torch's own count on a bigger machine
+    assert lh.use_cpu_threads(processes=2) == ("2 CPU threads (this process may use 4 cores, shared "
+                                               "by 2 processes)") and torch.get_num_threads() == 2
+    assert lh.pick_device("cpu", verbose=False, processes=8).type == "cpu"
+    assert torch.get_num_threads() == 1  # at least one each
+
+
 def test_a_bad_lenet5_threads_stops_the_parameter_check(monkeypatch, torch_threads):
     monkeypatch.setenv("LENET5_THREADS", "all")
     with pytest.raises(ValueError, match="LENET5_THREADS='all' is not accepted"):

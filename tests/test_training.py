@@ -4,6 +4,7 @@ and the pure pieces of training (recipes, divergence, augmentation) on synthetic
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import signal
@@ -133,6 +134,34 @@ def test_check_diverged(accuracies, loss, message):
             runs.check_diverged(history, 0.15)
     else:
         runs.check_diverged(history, 0.15)
+
+
+def test_divergence_reads_any_split_and_check_diverged_is_its_train_rule():
+    rows = [{"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3},
+            {"epoch": 2, "val_accuracy": 0.1, "val_loss": 2.3}]
+    assert runs.divergence(rows, "val") == "val accuracy fell from 90.0% to 10.0%"
+    assert runs.divergence(rows[:1], "val") is None
+    blown = [{"epoch": 1, "train_accuracy": 0.1, "train_loss": math.inf}]
+    assert runs.divergence(blown) == "the train loss is inf"
+
+
+def one_augmented_epoch(**kwargs) -> dict:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 1, 32, 32, generator=g), torch.randint(0, 10, (96,), generator=g)
+    model = lh.initialise(lh.LeNet5(), 0)
+    opt, sched = lh.make_optimizer(model, lh.resolve_recipe("default", epochs=1), 3)
+    lh.train_epoch(model, x, y, opt, sched, 32, torch.Generator().manual_seed(1), augment=True, **kwargs)
+    return model.state_dict()
+
+
+def test_train_epoch_distorts_with_random_distort_unless_given_another():
+    """augment=True without `distort` is random_distort with its own sizes, the same random numbers in
+    the same order (stored runs stay bit for bit); a `distort` given is used instead."""
+    own = one_augmented_epoch()
+    assert all(torch.equal(a, b) for a, b in zip(own.values(), one_augmented_epoch(
+        distort=lh.random_distort).values(), strict=True))
+    milder = one_augmented_epoch(distort=functools.partial(lh.random_distort, max_rotate=5.0))
+    assert not all(torch.equal(a, b) for a, b in zip(own.values(), milder.values(), strict=True))
 
 
 def square_images(n=64):
