@@ -749,55 +749,90 @@ def checked_params(**params: Any) -> dict:
 # --------------------------------------------------------------------------------------------
 
 CANVAS_SIZE = 280  # the drawing canvas, in pixels: ten times MNIST's 28
-PEN_WIDTH = 28     # the pen, in canvas pixels: a digit drawn ~200 pixels tall gets MNIST's stroke width
+PEN_WIDTH = 28     # the pen for a digit 200 pixels tall; it follows the drawing's size (pen_for)
+MIN_PEN = 2        # the thinnest pen, in canvas pixels: a single click is still a dot
+
+
+def pen_for(strokes: list[list[tuple[float, float]]]) -> float:
+    """The pen width for a drawing: PEN_WIDTH for a digit 200 pixels tall or wide, in proportion.
+
+    Notebook 06, section 4. The digit is scaled into MNIST's 20x20 box, strokes and all: with one
+    fixed pen, a digit drawn small would get far thicker strokes than MNIST's. A pen in proportion
+    to the drawing's size (the longer side of the box around its points) gives every digit the
+    same stroke width after the scaling.
+    """
+    xs = [float(x) for stroke in strokes for x, _ in stroke]
+    ys = [float(y) for stroke in strokes for _, y in stroke]
+    extent = max(max(xs) - min(xs), max(ys) - min(ys)) if xs else 0.0
+    return max(PEN_WIDTH * extent / 200, MIN_PEN)
 
 
 def strokes_to_image(strokes: list[list[tuple[float, float]]], size: int = CANVAS_SIZE,
-                     pen: int = PEN_WIDTH) -> torch.Tensor:
+                     pen: float | None = None) -> torch.Tensor:
     """Draw strokes (each a list of (x, y) canvas points) as white ink on black: (size, size) uint8.
 
-    Notebook 06, section 1. The ink is black and white only, as the NIST forms that MNIST came from;
-    grey levels appear later, when the digit is scaled down.
+    Notebook 06, section 1. A pixel (x, y) is ink when it lies within half a pen width of a stroke:
+    the round pen leaves round ends, and a single click is a dot. The ink is black and white only,
+    as on the NIST forms that MNIST came from; grey levels appear later, when the digit is scaled
+    down. pen=None: the pen follows the drawing's size (pen_for).
     """
-    from PIL import Image, ImageDraw
-
-    image = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(image)
-    r = pen / 2
+    r = (pen_for(strokes) if pen is None else float(pen)) / 2
+    ink = np.zeros((size, size), dtype=bool)
     for stroke in strokes:
         points = [(float(x), float(y)) for x, y in stroke]
-        if len(points) > 1:
-            draw.line(points, fill=255, width=pen, joint="curve")
-        for x, y in points[:1] + points[-1:]:  # round ends; a single click is a dot
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    return torch.from_numpy(np.array(image))
+        for (x0, y0), (x1, y1) in zip(points, points[1:] or points, strict=False):
+            # only the pixels near this piece of the stroke; each one's distance to it
+            left, right = max(math.floor(min(x0, x1) - r), 0), min(math.ceil(max(x0, x1) + r), size - 1)
+            top, bottom = max(math.floor(min(y0, y1) - r), 0), min(math.ceil(max(y0, y1) + r), size - 1)
+            if left > right or top > bottom:
+                continue
+            px, py = np.meshgrid(np.arange(left, right + 1.0), np.arange(top, bottom + 1.0))
+            dx, dy, vx, vy = px - x0, py - y0, x1 - x0, y1 - y0
+            length2 = vx * vx + vy * vy
+            t = np.clip((dx * vx + dy * vy) / length2, 0, 1) if length2 > 0 else 0.0
+            ex, ey = dx - t * vx, dy - t * vy
+            ink[top:bottom + 1, left:right + 1] |= ex * ex + ey * ey <= r * r
+    return torch.from_numpy(ink.astype(np.uint8) * 255)
+
+
+def area_overlaps(n_in: int, n_out: int, side: int, box: int) -> np.ndarray:
+    """(n_out, n_in) integers: how much of input pixel j falls into output pixel i, in units of
+    1/box of an input pixel, when `side` input pixels become `box` output pixels (center_digit)."""
+    edges_in = np.arange(n_in + 1) * box     # input pixel j spans [j*box, (j+1)*box)
+    edges_out = np.arange(n_out + 1) * side  # output pixel i spans [i*side, (i+1)*side)
+    start = np.maximum(edges_out[:-1, None], edges_in[None, :-1])
+    end = np.minimum(edges_out[1:, None], edges_in[None, 1:])
+    return np.clip(end - start, 0, None)
 
 
 def center_digit(image: torch.Tensor, box: int = 20, field: int = 28) -> torch.Tensor:
     """MNIST's normalisation of a drawn digit: a (field, field) uint8 image (notebook 06, section 2).
 
     As LeCun, Cortes and Burges describe it: the digit's bounding box is scaled to fit a box x box
-    square keeping its aspect ratio (the scaling smooths the edges into grey levels), then placed in
-    the field so that its centre of mass is at pixel (14, 14), where MNIST's digits have it. A
-    blank image stays blank.
+    square keeping its aspect ratio (each new pixel gets the share of its area that the ink
+    covers: the edges become grey levels), then placed in the field so that its centre of mass is
+    at pixel (14, 14), where MNIST's digits have it. A blank image stays blank. Whole numbers
+    only, so a web page can do exactly the same.
     """
     rows = image.any(dim=1).nonzero().flatten()
     cols = image.any(dim=0).nonzero().flatten()
     if len(rows) == 0:
         return torch.zeros(field, field, dtype=torch.uint8)
-    digit = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].float()
+    digit = (image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] > 0).numpy().astype(np.int64)
     h, w = digit.shape
-    scale = box / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = transforms.functional.resize(digit[None], [new_h, new_w], antialias=True)[0]
-    small = small.clamp(0, 255)
-    mass = small / small.sum()
-    cy = (mass.sum(dim=1) * torch.arange(new_h)).sum().item()  # centre of mass, in pixels
-    cx = (mass.sum(dim=0) * torch.arange(new_w)).sum().item()
+    side = max(h, w)
+    new_h, new_w = -(-h * box // side), -(-w * box // side)  # rounded up: all the ink fits
+    covered = area_overlaps(h, new_h, side, box) @ digit @ area_overlaps(w, new_w, side, box).T
+    small = (2 * 255 * covered + side * side) // (2 * side * side)  # 255 x the inked share, rounded
+    total = int(small.sum())
+    if total == 0:  # ink too thin to leave a grey level
+        return torch.zeros(field, field, dtype=torch.uint8)
+    cy = int((small.sum(axis=1) * np.arange(new_h)).sum()) / total  # centre of mass, in pixels
+    cx = int((small.sum(axis=0) * np.arange(new_w)).sum()) / total
     top = min(max(round(field / 2 - cy), 0), field - new_h)  # keep the whole digit inside
     left = min(max(round(field / 2 - cx), 0), field - new_w)
     out = torch.zeros(field, field, dtype=torch.uint8)
-    out[top:top + new_h, left:left + new_w] = small.round().to(torch.uint8)
+    out[top:top + new_h, left:left + new_w] = torch.from_numpy(small.astype(np.uint8))
     return out
 
 
@@ -817,3 +852,38 @@ def digit_probabilities(model: nn.Module, strokes: list[list[tuple[float, float]
     x = digit_to_input(center_digit(strokes_to_image(strokes, size)))
     device = next(model.parameters()).device
     return F.softmax(predict(model, x.to(device)).float(), dim=1)[0].cpu()
+
+
+def export_for_browser(model: nn.Module, path: str | Path, about: dict) -> Path:
+    """Write the network's weights to a JSON file that a web page can run (notebook 06, section 5).
+
+    For each layer's tensor (conv1.weight, conv1.bias, ...): its shape, and its numbers as 4-byte
+    floats (little-endian, as browsers read them) in base64 text. `about` says which run it is.
+    A page's JavaScript decodes each tensor into a Float32Array and does the forward pass of
+    notebook 02 by hand, with loops: no framework, nothing to install.
+    """
+    import base64
+    import json
+
+    tensors = {name: {"shape": list(t.shape),
+                      "data": base64.b64encode(t.detach().cpu().float().numpy().astype("<f4").tobytes()
+                                               ).decode("ascii")}
+               for name, t in model.state_dict().items()}
+    path = Path(path)
+    path.write_text(json.dumps({"about": about, "tensors": tensors}, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def show_live_or_picture(widget: Any, png: bytes) -> None:
+    """Show a widget as the cell's output, with a picture to show where the widget cannot live.
+
+    Notebook 06, section 6. An output holds several forms of the same thing and each viewer shows
+    the richest it can: JupyterLab with a running kernel the live widget, a stored notebook (the
+    website, a closed kernel) the PNG picture.
+    """
+    import base64
+
+    from IPython.display import display
+
+    forms = widget._repr_mimebundle_()  # the widget's own forms: its view, and a line of text
+    display({**forms, "image/png": base64.b64encode(png).decode("ascii")}, raw=True)
