@@ -70,8 +70,8 @@ class Watched:
     """A page and everything that went wrong on it: console errors, page errors, failed or
     off-site requests (an off-site request is refused, as on a classroom server with no internet)."""
 
-    def __init__(self, browser, origin: str, viewport=(1280, 900)):
-        self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    def __init__(self, browser, origin: str, viewport=(1280, 900), **page_options):
+        self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, **page_options)
         self.problems: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(
             f"console error: {m.text}"))
@@ -387,4 +387,114 @@ def test_draw_a_digit_in_jupyterlab_shows_the_networks_reading(browser, jupyterl
     page.get_by_role("button", name="Clear").click()
     wait_for_widget_text(page, "Draw a digit")
     assert watched.problems == []
+    watched.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The draw-a-digit page of the website
+# --------------------------------------------------------------------------------------------
+
+WEIGHTS_FILE = ROOT / "website" / "static" / "lenet5-weights.json"
+
+
+def exported_model(path: Path = WEIGHTS_FILE) -> lh.LeNet5:
+    """The LeNet5 whose weights the page runs, read back from the exported file."""
+    import base64
+
+    import numpy as np
+    import torch
+
+    tensors = json.loads(path.read_text(encoding="utf-8"))["tensors"]
+    model = lh.LeNet5()
+    numbers = {name: np.frombuffer(base64.b64decode(t["data"]), dtype="<f4") for name, t in tensors.items()}
+    model.load_state_dict({name: torch.from_numpy(numbers[name].copy()).reshape(t["shape"])
+                           for name, t in tensors.items()})
+    return model.eval()
+
+
+def check_reading(state: dict, model) -> None:
+    """The page's input, feature maps and probabilities are lh's and PyTorch's for its strokes."""
+    import torch
+    import torch.nn.functional as F
+
+    x = lh.digit_to_input(lh.center_digit(lh.strokes_to_image(state["strokes"])))
+    assert (torch.tensor(state["input"]).reshape(1, 1, 32, 32) - x).abs().max() <= 1e-4
+    with torch.no_grad():
+        maps1 = F.relu(model.conv1(x))
+        maps2 = F.relu(model.conv2(model.pool(maps1)))
+        probabilities = torch.softmax(model(x), dim=1)[0]
+    assert (torch.tensor(state["maps1"]).reshape(maps1.shape) - maps1).abs().max() <= 1e-4
+    assert (torch.tensor(state["maps2"]).reshape(maps2.shape) - maps2).abs().max() <= 1e-4
+    assert (torch.tensor(state["probabilities"]) - probabilities).abs().max() <= 1e-4
+
+
+def canvas_points(box: dict, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Canvas points (0..280) as places on the screen, for a canvas shown at any size."""
+    return [(box["x"] + x * box["width"] / 280, box["y"] + y * box["height"] / 280) for x, y in points]
+
+
+def test_draw_page_reads_mouse_and_touch_strokes_as_lh_and_pytorch(browser, site):
+    _, base = site
+    # a phone-sized screen with touch; the same page takes the mouse too
+    watched = Watched(browser, base, viewport=(412, 915), has_touch=True)
+    page = watched.page
+    page.goto(base + "draw.html")
+    page.wait_for_function("window.drawDigitState !== undefined", timeout=10_000)
+    # The first reading (of the 7 the page starts with): how long after draw.js began, in the
+    # page's own clock. It fetches 330 KB from the same server and runs the network once, a few
+    # milliseconds of work; a second leaves room for a busy 2-core machine, so this checks that
+    # nothing slow (a big download, a framework starting) stands before the first reading.
+    assert page.evaluate("window.drawDigitFirstReadingMs") <= 1000
+    model = exported_model()
+    about = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))["about"]
+    assert about["run"] in page.locator("#draw-run").inner_text()
+    assert f"{100 * about['test_accuracy']:.2f} %" in page.locator("#draw-run").inner_text()
+    check_reading(page.evaluate("window.drawDigitState"), model)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 412  # nothing wider than a phone
+
+    canvas = page.locator("#draw-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    # the mouse: a large 4 in two strokes
+    page.get_by_role("button", name="Clear").click()
+    four = [[(150, 40), (60, 180), (230, 180)], [(190, 100), (190, 250)]]
+    for stroke in four:
+        screen = canvas_points(box, stroke)
+        page.mouse.move(*screen[0])
+        page.mouse.down()
+        for point in screen[1:]:
+            page.mouse.move(*point, steps=6)
+        page.mouse.up()
+    state = page.evaluate("window.drawDigitState")
+    assert len(state["strokes"]) == 2 and len(state["strokes"][0]) > 3
+    ends = [(s[0], s[-1]) for s in state["strokes"]]
+    for (start, end), stroke in zip(ends, four, strict=True):  # where the mouse went, in canvas pixels
+        assert max(abs(a - b) for a, b in zip(start + end, stroke[0] + stroke[-1], strict=True)) <= 2
+    check_reading(state, model)
+    assert "reads" in page.locator("#draw-verdict").inner_text()
+
+    # a finger: a small 7 in the top-left corner, as touch events (Chromium's own, through CDP)
+    page.get_by_role("button", name="Clear").click()
+    cdp = page.context.new_cdp_session(page)
+    seven = [(20, 20), (70, 20), (45, 60), (30, 95)]
+    path = [(x + (b[0] - x) * i / 5, y + (b[1] - y) * i / 5)
+            for (x, y), b in zip(seven, seven[1:], strict=False) for i in range(5)]
+    screen = canvas_points(box, path + seven[-1:])
+    for kind, (x, y) in [("touchStart", screen[0])] + [("touchMove", p) for p in screen[1:]]:
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    state = page.evaluate("window.drawDigitState")
+    assert len(state["strokes"]) == 1 and len(state["strokes"][0]) >= 10
+    check_reading(state, model)
+    page.screenshot(path=str(SCREENSHOTS / "site-draw-phone.png"), full_page=True)
+
+    # full screen, for a projector: the square grows
+    page.set_viewport_size({"width": 1280, "height": 800})
+    small = canvas.bounding_box()["width"]
+    page.get_by_role("button", name="Full screen").click()
+    page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'draw-app'")
+    page.wait_for_timeout(200)
+    assert canvas.bounding_box()["width"] > small
+    page.screenshot(path=str(SCREENSHOTS / "site-draw-fullscreen.png"))
+    assert watched.problems == [], watched.problems  # no console error, nothing asked of another server
     watched.close()

@@ -3,6 +3,8 @@
 // same arithmetic, so the page reads a drawing exactly as the notebooks do. No library, no network.
 "use strict";
 
+const drawStarted = performance.now();  // for the tests: the first reading comes soon after
+
 const LeNet5Page = (() => {
   const SIZE = 280, PEN_WIDTH = 28, MIN_PEN = 2, BOX = 20, FIELD = 28;
 
@@ -225,7 +227,7 @@ const LeNet5Page = (() => {
     $("draw-verdict").innerHTML = strokes.length ? `LeNet-5 reads <b>${best}</b> (${Math.round(100 * p[best])} % sure)` : "Draw a digit in the square.";
     maps1.forEach((c, k) => paint(c, state.maps1, 28, k * 784, 6));
     maps2.forEach((c, k) => paint(c, state.maps2, 10, k * 100, 16));
-    const input = Float64Array.from(state.input, v => (1 - v) / 2);  // ink dark, as in the notebooks
+    const input = Float64Array.from(state.input, v => (v + 1) / 2);  // ink (1) dark, paper (-1) white
     paint(seen, input, 32, 0, 1);
     window.drawDigitState = {strokes, input: Array.from(state.input), probabilities: p,
                              maps1: Array.from(state.maps1), maps2: Array.from(state.maps2), digit: Array.from(state.digit)};
@@ -254,5 +256,6 @@ const LeNet5Page = (() => {
 
   strokes = JSON.parse(app.dataset.example);  // a first digit, read as soon as the page opens
   update();
+  window.drawDigitFirstReadingMs = performance.now() - drawStarted;
   app.classList.add("ready");
 })();
