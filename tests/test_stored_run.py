@@ -1,0 +1,140 @@
+"""The stored notebooks' run, checked from the outside.
+
+A learner's notebook checks lessons ("a full default run reaches 99 %"); the regression checks of
+the run stored in notebooks/ live here: the settings it was made with, the findings its text states,
+and that it was executed on a quiet machine. Each figure the text quotes is extracted from the text
+and compared with the stored output it comes from, so rewording a sentence does not break a test
+and a wrong figure does. Nothing here trains or executes: it reads the stored notebooks (fast).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
+
+RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
+
+
+def cells(name: str) -> list[nbformat.NotebookNode]:
+    return nbformat.read(str(NOTEBOOKS / name), as_version=4).cells
+
+
+def output(cell: nbformat.NotebookNode) -> str:
+    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                   for o in cell.get("outputs", []))
+
+
+def cell_with(name: str, source_part: str) -> nbformat.NotebookNode:
+    (found,) = [c for c in cells(name) if c.cell_type == "code" and source_part in c.source]
+    return found
+
+
+def markdown_with(name: str, words: str) -> str:
+    (found,) = [c.source for c in cells(name) if c.cell_type == "markdown" and words in c.source]
+    return " ".join(found.split())
+
+
+def ladder() -> dict[str, dict]:
+    with open(RESULTS / "ablation.csv") as f:
+        return {row["step"]: row for row in csv.DictReader(f)}
+
+
+# ------------------------------------------------------------------------------------------------
+# The stored run of notebook 03: its settings and its result
+# ------------------------------------------------------------------------------------------------
+
+def test_03_stored_run_is_the_full_default_recipe_and_reaches_99_3_percent():
+    line = output(cell_with("03-training.ipynb", "metrics = json.loads"))
+    found = re.search(r"(\w+) recipe, augment=(\w+), (\d+) epochs on ([\d,]+) images, (\w+): "
+                      r"train ([\d.]+)%, validation ([\d.]+)%, test ([\d.]+)%", line)
+    assert found, line
+    recipe, augment, epochs, images, device, _train, _val, test = found.groups()
+    assert (recipe, augment, int(epochs), images, device) == ("default", "False", 12, "55,000", "cpu")
+    assert float(test) >= 99.3, f"the stored run's test accuracy {test} % fell below 99.3 %"
+
+
+def test_03_stored_outputs_back_the_lesson_text():
+    loop = output(cell_with("03-training.ipynb", "weight.add_(weight.grad"))
+    losses = [float(v) for v in re.findall(r"batch +\d+: loss ([\d.]+)", loop)]
+    assert abs(losses[0] - 2.303) < 0.05 and losses[-1] < losses[0] / 2  # "starts at about ln 10 and falls"
+    measured = output(cell_with("03-training.ipynb", "helper_loss, helper_accuracy"))
+    assert float(re.search(r"accuracy ([\d.]+)%", measured).group(1)) > 50  # "most validation digits right"
+    text = markdown_with("03-training.ipynb", "already reads most validation digits right")
+    assert "fifty times smaller" in text and 0.05 / 0.001 == 50
+
+
+def test_03_ladder_text_says_what_the_csv_shows():
+    rows = ladder()
+    mean = {step: 100 * float(row["val_accuracy_mean"]) for step, row in rows.items()}
+    spread = {step: 100 * (float(row["val_accuracy_max"]) - float(row["val_accuracy_min"]))
+              for step, row in rows.items()}
+    text = markdown_with("03-training.ipynb", "Momentum and the one-cycle schedule do almost all the work")
+    assert "about two thirds" in text and 60 < mean["reference"] < 72
+    assert "to 99 %" in text and mean["onecycle"] >= 98.995
+    assert "less than the spread between seeds" in text
+    for before, step in (("onecycle", "weight-decay"), ("weight-decay", "label-smoothing")):
+        assert abs(mean[step] - mean[before]) < spread[step]
+    assert "Augmentation, with 15 epochs, adds the last few tenths" in text
+    assert rows["augmentation"]["epochs"] == "15"
+    assert 0.1 <= mean["augmentation"] - mean["label-smoothing"] < 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Notebook 04: the findings its text states, from its stored tables
+# ------------------------------------------------------------------------------------------------
+
+def shift_table() -> dict[str, list[float]]:
+    table = output(cell_with("04-results.ipynb", "shift_accuracy = {"))
+    rows = re.findall(r"^ +(\d) +([\d.]+)% +([\d.]+)%$", table, re.M)
+    assert [int(k) for k, _, _ in rows] == [0, 1, 2, 3, 4], table
+    return {"LeNet-5": [float(a) for _, a, _ in rows], "MLP": [float(b) for _, _, b in rows]}
+
+
+def test_04_stored_shift_findings():
+    lenet, mlp = shift_table().values()
+    gaps = [a - b for a, b in zip(lenet, mlp, strict=True)]
+    assert all(gap > 0 for gap in gaps), "LeNet-5 ahead of the MLP at every shift"
+    assert all(a < b for a, b in zip(gaps, gaps[1:], strict=False)), "... by more, the larger the shift"
+    assert lenet[0] - lenet[1] < 0.5 and lenet[0] - lenet[4] > 10, "LeNet-5: 1 pixel costs little, 4 a lot"
+    assert mlp[4] < 60, "the MLP: below 60 % at 4 pixels"
+
+
+def test_04_text_figures_are_the_stored_tables():
+    lenet, mlp = shift_table().values()
+    text = markdown_with("04-results.ipynb", "What the stored run shows")
+    assert f"{lenet[0]:.2f} % against {mlp[0]:.2f} %" in text
+    assert f"At 1 pixel LeNet-5 still gets {lenet[1]:.2f} %, the MLP {mlp[1]:.2f} %" in text
+    assert f"at 2 pixels {lenet[2]:.2f} % against {mlp[2]:.2f} %" in text
+    assert f"at 4 pixels {lenet[4]:.2f} % against {mlp[4]:.2f} %" in text
+    assert f"loses {round(lenet[0] - lenet[4])} points at 4 pixels" in text
+    side = output(cell_with("04-results.ipynb", "side_by_side = ["))
+    seconds = dict(re.findall(r"^(LeNet-5|MLP) .* ([\d.]+)$", side, re.M))
+    assert f"({seconds['MLP']} s against LeNet-5's {seconds['LeNet-5']} s" in text
+    summary = markdown_with("04-results.ipynb", "## Summary")
+    losses = [lenet[0] - lenet[k] for k in (1, 2, 4)]
+    said = f"loses {losses[0]:.1f} points at 1 pixel, {losses[1]:.1f} at 2 and {round(losses[2])} at 4"
+    assert said in summary
+
+
+# ------------------------------------------------------------------------------------------------
+# Executed on a quiet machine
+# ------------------------------------------------------------------------------------------------
+
+EPOCH_LINE = re.compile(r"^(?:MLP )?epoch\s+\d+.*?([\d.]+)s\s*$", re.M)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))
+def test_stored_epoch_times_come_from_a_quiet_machine(name):
+    """In every stored table of epochs, the slowest epoch is within 2x the median: a machine busy
+    with other work makes some epochs many times slower (re-execute with `make notebooks`)."""
+    for cell in cells(name):
+        seconds = [float(s) for s in EPOCH_LINE.findall(output(cell))]
+        if len(seconds) >= 3:
+            assert max(seconds) <= 2 * statistics.median(seconds), (name, seconds)
