@@ -3,7 +3,7 @@
 Each function here is written out in a notebook first, or its docstring names the notebook section
 that teaches its idea; the notebooks then call it as `lh.<name>`. Sections:
 1. constants (01)   2. data (01, 03)   3. model (02)   4. shapes (02)   5. device (03)
-6. training (03)   7. evaluation (03, 04)   8. plots (01, 03, 04)   9. parameters (every notebook)
+6. training (03)   7. evaluation (03, 04, 07)   8. plots (01, 03, 04)   9. parameters (every notebook)
 10. drawing a digit (06)
 
 What no notebook teaches lives in the package lenet5_series: getting MNIST safely (mnist.py), run
@@ -39,6 +39,7 @@ from lenet5_series.runs import (  # noqa: F401
     CHECKPOINT,
     FIGURES,
     RunError,
+    choose_run,
     latest_run,
     load_checkpoint,
     new_run_dir,
@@ -338,9 +339,9 @@ RECIPES = {
                   "schedule": "constant", "cycle_momentum": False, "label_smoothing": 0.0,
                   "batch_size": 128, "epochs": 500},
     # A modern recipe for the same network: Nesterov momentum, weight decay, a one-cycle learning
-    # rate peaking at 0.15, label smoothing 0.1. Measured (README "Results"): 99.35 % test, mean of
-    # ten seeds, 12 epochs. A peak of 0.2 scores the same but sometimes kills the network with
-    # augment=True. cycle_momentum=True: the one-cycle schedule also moves the momentum, 0.95 ->
+    # rate peaking at 0.15, label smoothing 0.1, 12 epochs. Measured over seeds (notebook 07;
+    # website/results.md): benchmarks/results/final_test.csv. A peak of 0.2 sometimes kills the
+    # network with augment=True. cycle_momentum=True: the one-cycle schedule also moves the momentum, 0.95 ->
     # 0.85 -> 0.95 against the learning rate, so "momentum" 0.9 is only used with cycle_momentum=False.
     "default": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                 "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
@@ -428,7 +429,7 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     With `elastic` > 0 each image is also bent like a rubber sheet, after Simard et al. 2003 (they
     smoothed a random move per pixel with a Gaussian; here 4x4 points move by random amounts,
     `elastic` pixels typical, and bicubic interpolation spreads those moves over every pixel).
-    Notebook 03, exercise 6, shows bent digits; they made LeNet-5 worse (README "Results").
+    Notebook 07, section 3, shows bent digits; they made LeNet-5 worse (its table).
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
@@ -451,7 +452,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
                 bar: Any = None, distort: Callable[..., torch.Tensor] | None = None) -> None:
     """One pass over the training tensors in a random order: forward, loss, backward, step.
 
-    Notebook 03, "One epoch, written out", is this loop. With augment=True each batch is first
+    Notebook 03, "The default recipe, written out", is this loop. With augment=True each batch is first
     distorted by `distort(x, generator=generator)`: random_distort with its own sizes unless
     another is given (benchmarks/ablation.py passes other sizes; notebook 03, "Augmentation").
     """
@@ -610,8 +611,8 @@ def predict_tta(model: nn.Module, images: torch.Tensor,
     """Test-time augmentation: each image's class probabilities, averaged over shifted copies of it.
 
     Four shifted readings can outvote a slip on the original, if the network reads shifted digits
-    well (as after training with augment=True). Notebook 04, section 10, writes it out; whether it
-    pays is measured on the validation split (README "Results").
+    well (as after training with augment=True). Notebook 07, section 4, writes it out; whether it
+    pays is measured on the validation split (benchmarks/tta.py).
     """
     return sum(F.softmax(predict(model, shift_images(images, dx, dy)).float(), 1)
                for dx, dy in shifts) / len(shifts)
@@ -676,10 +677,10 @@ def plot_history(history: list[dict], fig: Any = None) -> Any:
                   label="LeCun et al. 1998's final result (99.05 %)")
     left.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy",
-              ylim=(max(0.0, min(98.0, 100 * lowest) - 1), 100.5))
+              ylim=(max(0.0, min(98.0, 100 * lowest) - 1), 100))
     if history:
         left.legend()
-    right.legend(fontsize=8, loc="lower right")
+    right.legend(fontsize=8, loc="best")  # where it hides the fewest points: a slow climb stays visible
     fig.tight_layout()
     return fig
 
