@@ -14,11 +14,26 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SERIES := $(PY) -m lenet5_series
+# The light install (Linux): PyTorch's CPU-only wheels at the same pinned versions, without the GBs
+# of CUDA libraries. CPU=1 asks for it, CPU=0 for the default; unset, it is chosen on Linux when no
+# NVIDIA driver is found (no nvidia-smi). Where the CPU index cannot be reached, set-up says so in one
+# line and installs the default. It applies when .venv is created (a fresh clone, or after make clean).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PINS = $(shell sed -n 's/^ *"\(torch\(vision\)\{0,1\}==[^"]*\)".*/\1/p' pyproject.toml 2>/dev/null)
+no      = $(filter 0 no false False,$(1))
+LIGHT   = $(if $(call no,$(CPU)),,$(if $(call on,$(CPU)),1,$(if $(filter Linux,$(shell uname -s 2>/dev/null)),$(if \
+            $(shell command -v nvidia-smi 2>/dev/null),,1))))
+# pip may fall back to another index for the same version: only a +cpu torch counts as the light one
+TORCH_CPU = $(PY) -m pip install --quiet --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) \
+  $(TORCH_PINS) >$(VENV)/torch-cpu.log 2>&1; \
+  if $(PY) -c 'import importlib.metadata as m, sys; sys.exit(not m.version("torch").endswith("+cpu"))' \
+  2>/dev/null; then echo "make setup: the light install: CPU-only torch from $(TORCH_CPU_INDEX) (CPU=0: the default)"; \
+  else echo "make setup: $(TORCH_CPU_INDEX) could not be reached (see $(VENV)/torch-cpu.log); installing the default torch, with CUDA"; fi
 # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off. (The comment stays on its own line: the
 # spaces before a comment at the end of the line would be part of the value, and turn every flag on.)
 on      = $(filter 1 yes true True,$(1))
 
-.PHONY: help setup data run test unit lint notebooks bench sweep site handout chromium clean
+.PHONY: help setup torch-cpu data run test unit lint notebooks bench sweep site handout chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,11 +43,14 @@ $(STAMP): pyproject.toml
 	case " $(PY_VERSIONS) " in *" $${v%.*} "*) ;; \
 	*) echo "make setup: $(PYTHON) is $${v:+Python }$${v:-missing or broken}; $(PY_HELP)" >&2; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
+	$(if $(LIGHT),@$(TORCH_CPU))
 	$(PY) -m pip install --quiet -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install the pinned packages and the helper
+setup: $(STAMP)  ## create .venv and install the pinned packages and the helper (CPU=1: light, CPU-only torch)
+torch-cpu:  # the light install's torch into an existing .venv, or a one-line message (make setup calls it)
+	@$(TORCH_CPU)
 data: setup  ## make the four MNIST files exist, verified, in data/ (or $LENET5_DATA_DIR)
 	$(SERIES) prepare
 

@@ -6,9 +6,14 @@ import ast
 import csv
 import importlib.util
 import json
+import os
+import platform
 import re
 import statistics
+import subprocess
+import sys
 import time
+import zipfile
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
@@ -351,3 +356,64 @@ def test_the_teachers_page_gives_each_notebooks_reading_time_as_its_header_does(
         if said:
             assert path.name[:2] in told, f"the teachers' page leaves out {path.name}"
             assert told[path.name[:2]].startswith(f"about {said[1]} minutes"), path.name
+
+
+def fake_wheel(folder: Path, name: str, version: str) -> None:
+    """A tiny pure-Python wheel that calls itself `name` `version` (a stand-in for PyTorch's)."""
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    (folder / name).mkdir(parents=True)
+    with zipfile.ZipFile(folder / name / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+    file = f"{name}-{version}-py3-none-any.whl"  # the index page pip reads (PEP 503)
+    (folder / name / "index.html").write_text(f'<a href="{file.replace("+", "%2B")}">{file}</a>\n')
+
+
+def make(*args: str, env: dict | None = None) -> str:
+    done = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_setup_chooses_the_light_cpu_install_and_falls_back_when_its_index_is_unreachable(tmp_path):
+    """CPU=1 (or, on Linux, no nvidia-smi) installs torch from PyTorch's CPU index first; here a local
+    index of stand-in +cpu wheels plays that index, and a closed port an unreachable one. The real
+    download.pytorch.org is not reached from the test machines: the light install itself is untested."""
+    show = "show: ; @echo light=[$(LIGHT)] pins=[$(TORCH_PINS)]"
+    fake_gpu = tmp_path / "bin"
+    fake_gpu.mkdir()
+    (fake_gpu / "nvidia-smi").write_text("#!/bin/sh\n")
+    (fake_gpu / "nvidia-smi").chmod(0o755)
+    with_gpu = {**os.environ, "PATH": f"{fake_gpu}:{os.environ['PATH']}"}
+    without_gpu = {**os.environ, "PATH": ":".join(p for p in os.environ["PATH"].split(":")
+                                                  if not (Path(p) / "nvidia-smi").exists())}
+    assert make("--eval", show, "show", "CPU=1", env=with_gpu) == \
+        "light=[1] pins=[torch==2.14.1 torchvision==0.29.1]\n"
+    assert make("--eval", show, "show", "CPU=0", env=without_gpu).startswith("light=[]")
+    assert make("--eval", show, "show", env=with_gpu).startswith("light=[]")
+    if platform.system() == "Linux":
+        assert make("--eval", show, "show", env=without_gpu).startswith("light=[1]")
+    # the install step, into a new virtual environment that sees only the index it is given
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    alone = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    alone["PIP_CONFIG_FILE"] = os.devnull
+    index = tmp_path / "index"
+    fake_wheel(index, "torch", "2.14.1+cpu")
+    fake_wheel(index, "torchvision", "0.29.1+cpu")
+    unreachable = "http://127.0.0.1:9/simple"
+    said = make("torch-cpu", f"VENV={venv}", f"TORCH_CPU_INDEX={unreachable}", env=alone)
+    assert said == (f"make setup: {unreachable} could not be reached (see {venv}/torch-cpu.log); "
+                    "installing the default torch, with CUDA\n")
+    said = make("torch-cpu", f"VENV={venv}", f"TORCH_CPU_INDEX={index.as_uri()}", env=alone)
+    assert said.startswith(f"make setup: the light install: CPU-only torch from {index.as_uri()}")
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; "
+                                "print(m.version('torch'), m.version('torchvision'))"],
+                               capture_output=True, text=True, check=True).stdout
+    assert installed.split() == ["2.14.1+cpu", "0.29.1+cpu"]
