@@ -886,5 +886,5 @@ def show_live_or_picture(widget: Any, png: bytes) -> None:
 
     from IPython.display import display
 
-    forms = widget._repr_mimebundle_()  # the widget's own forms: its view, and a line of text
-    display({**forms, "image/png": base64.b64encode(png).decode("ascii")}, raw=True)
+    view = {k: v for k, v in widget._repr_mimebundle_().items() if k != "text/plain"}  # not its repr
+    display({**view, "image/png": base64.b64encode(png).decode("ascii")}, raw=True)
