@@ -48,12 +48,16 @@ def series_notebooks() -> list[Path]:
     return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
 
 
-def kernel_manager(env: dict[str, str]) -> type:
-    """A kernel manager class whose kernels start with `env` added to this process's environment."""
+def kernel_manager(env: dict[str, str], cwd: Path | None = None) -> type:
+    """A kernel manager class whose kernels start with `env` added to this process's environment,
+    and in `cwd` when given (papermill's own cwd is a chdir of this whole process, which kernels
+    started side by side from threads, as a sweep does, would race for)."""
 
     class KernelWithEnv(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            if cwd is not None:
+                kw["cwd"] = str(cwd)
             if os.name != "nt":  # Unix: local sockets in a private folder, not TCP, so nothing
                 # listens on the network and the kernel has no "TCP without encryption" to warn of
                 self.transport, self.ip = "ipc", str(Path(SOCKETS.name) / f"kernel-{id(self)}")
@@ -66,10 +70,10 @@ def execute(notebook: Path, out: Path, parameters: dict, env: dict[str, str] | N
             cwd: Path | None = None) -> None:
     """Run one notebook top to bottom with papermill, in `cwd` (default: the notebook's folder;
     a modified copy elsewhere passes notebooks/, where its relative paths such as my-digit.png hold)."""
+    cwd = Path(cwd or notebook.parent).resolve()
     papermill.execute_notebook(
-        str(notebook), str(out), parameters=parameters, cwd=str(cwd or notebook.parent),
-        progress_bar=False, kernel_name="python3",
-        kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}))
+        str(notebook), str(out), parameters=parameters, cwd=str(cwd), progress_bar=False,
+        kernel_name="python3", kernel_manager_class=kernel_manager({**KERNEL_ENV, **(env or {})}, cwd))
 
 
 def notebook_parameters(notebook: Path) -> set[str]:
@@ -187,7 +191,7 @@ def sweep(grid: dict[str, list], params: dict | None = None, out_dir: Path | Non
     Prints a line as each point starts and ends, with an estimate of the time left. Writes
     results.csv and sweep.png in out_dir; a failed point is recorded and the others go on.
     """
-    out_dir = Path(out_dir) if out_dir else new_run_dir(runs_dir() / "sweeps")
+    out_dir = (Path(out_dir) if out_dir else new_run_dir(runs_dir() / "sweeps")).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     begin = time.perf_counter()

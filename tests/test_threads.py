@@ -170,7 +170,7 @@ def test_sweep_workers_get_their_share_of_the_threads(machine, fake_execute, cap
     assert out.startswith("3 points, 2 at a time, 2 CPU threads each (4 in all: this process may "
                           "use 4 cores)")
     assert "[1/3] 00-lr=0.01 started" in out and "[3/3] 02-lr=0.03 started" in out
-    assert "[2/3] 01-lr=0.02: test accuracy 92.00% in 0 s" in out
+    assert re.search(r"\[2/3\] 01-lr=0\.02: test accuracy 92\.00% in \d+ s", out)  # any duration
     assert out.count("left)") == 2 and "(3/3 done)" in out
     assert re.search(r"\n3 points in \d+ s; results: ", out)
 
