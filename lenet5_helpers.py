@@ -494,6 +494,28 @@ def initialise(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
+def score_epoch(history: list[dict], data: dict, epochs: int,
+                score: Callable[[str], tuple[float, float]], **row: Any) -> str:
+    """Score the epoch just trained, add its row to `history`, return its line to print (03, 05).
+
+    `row` holds epoch, seconds, lr and momentum; score(split) is (loss, accuracy) on data[split].
+    With a "val" split, train and val are scored after every epoch and the test set once, after
+    the last (its columns stay empty before); without one, train and test after every epoch. fit
+    and the DDP trainer of notebook 05 (whose score adds up every rank's part) both keep their
+    epochs here, so their rows and lines are the same.
+    """
+    row = {**row, **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
+    scored = ["train", "val"] if "val" in data else ["train", "test"]
+    if "val" in data and row["epoch"] == epochs:
+        scored.append("test")  # the test set: once, for the final number
+    for split in scored:
+        row[f"{split}_loss"], row[f"{split}_accuracy"] = score(split)
+    history.append(row)
+    return f"epoch {row['epoch']:3d}  " + "  ".join(
+        f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored) + \
+        f"  {row['seconds']:.1f}s"
+
+
 def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "default",
         epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
         augment: bool = False, seed: int = 0, resume: bool = False, amp: bool = False,
@@ -546,18 +568,10 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now,
-                   **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
-            scored = ["train", "val"] if "val" in data else ["train", "test"]
-            if "val" in data and epoch == config["epochs"]:
-                scored.append("test")  # the test set: once, for the final number
-            for split in scored:
-                row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate(model, *data[split])
-            history.append(row)
+            line = score_epoch(history, data, config["epochs"], lambda split: evaluate(model, *data[split]),
+                               epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
             runs.save_run(run_dir, config, model, optimizer, scheduler, generator, history)
-            bar.write(f"epoch {epoch:3d}  " + "  ".join(
-                f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored)
-                + f"  {seconds:.1f}s")
+            bar.write(line)
             runs.check_diverged(history, config["lr"])
             if on_epoch is not None:
                 on_epoch(history)

@@ -192,20 +192,12 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            row = {"epoch": epoch, "seconds": seconds, "lr": lr_now, "momentum": momentum_now,
-                   **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
-            scored = ["train", "val"] if "val" in data else ["train", "test"]
-            if "val" in data and epoch == config["epochs"]:
-                scored.append("test")  # as lh.fit: the test set once, for the final number
-            for split in scored:
-                row[f"{split}_loss"], row[f"{split}_accuracy"] = evaluate(net, *data[split], rank,
-                                                                          world_size)
-            history.append(row)
+            line = lh.score_epoch(history, data, config["epochs"],  # lh.fit's epoch row and line
+                                  lambda split: evaluate(net, *data[split], rank, world_size),
+                                  epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
             if rank == 0:
                 runs.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
-                print(f"epoch {epoch:3d}  " + "  ".join(
-                    f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored)
-                    + f"  {seconds:.1f}s", flush=True)
+                print(line, flush=True)
             runs.check_diverged(history, config["lr"])  # the same history everywhere: all stop
         return history
     finally:
