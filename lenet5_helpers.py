@@ -735,7 +735,7 @@ def checked_params(**params: Any) -> dict:
         if p.get(name) is not None:
             p[name] = as_int(name, p[name], 1)
     if p.get("train_subset") is not None:
-        p["train_subset"] = as_int("train_subset", p["train_subset"], 1, 60_000 - VALIDATION_SIZE)
+        p["train_subset"] = as_int("train_subset", p["train_subset"], 1, TRAIN_SIZE)
     if p.get("lr") is not None:
         p["lr"] = as_float("lr", p["lr"])
     if "recipe" in p:
@@ -754,7 +754,7 @@ def checked_params(**params: Any) -> dict:
     if "recipe" in p:  # a training notebook: may this run use run_dir?
         settings = {k: p[k] for k in ("recipe", "epochs", "batch_size", "lr", "seed", "augment",
                                       "amp") if k in p}
-        config = run_config(**settings, train_size=p.get("train_subset") or 60_000 - VALIDATION_SIZE)
+        config = run_config(**settings, train_size=p.get("train_subset") or TRAIN_SIZE)
         runs.checkpoint_to_continue(p.get("run_dir"), config, bool(p.get("resume")))
     return p
 
