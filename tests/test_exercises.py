@@ -203,12 +203,7 @@ def test_03_exercise_4_interrupt_then_resume_as_written(tmp_path, monkeypatch):
 # 04
 # ------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("short-run")
-    runner.execute(NOTEBOOKS / "03-training.ipynb", run_dir / "03.ipynb",
-                   {"train_subset": 2000, "epochs": 2, "run_dir": str(run_dir)})
-    return run_dir
+# short_run: notebook 03's short run, trained once per session (tests/conftest.py)
 
 
 def test_04_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
@@ -323,9 +318,12 @@ def test_05_solutions_run_and_say_what_their_outputs_show(tmp_path):
     extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
     # the two comparison runs short (1 epoch, 2,000 images), so quick mode's 95 % check is off
     nb = execute("05-scaling-out.ipynb", tmp_path / "05.ipynb", extra, run_dir=str(tmp_path / "runs"),
-                 quick=False, epochs=1, train_subset=2000)
+                 quick=False, epochs=1, train_subset=2000, seed=1)
     out = [text([c]) for c in nb.cells[-4:]]
     assert not errors(nb.cells)
+    for folder, processes in (("2-processes", 2), ("1-process", 1)):  # the parameters reach torchrun
+        m = json.loads((tmp_path / "runs" / folder / "metrics.json").read_text())
+        assert (m["world_size"], m["epochs"], m["train_size"], m["seed"]) == (processes, 1, 2000, 1)
     assert "05-1: 32 is right" in out[0]
     assert any("image/png" in o.get("data", {}) for o in nb.cells[-4]["outputs"])
     assert out[1].count("average [2.0, 4.0, 6.0]") == 3 and "[2.0, 4.0, 6.0]" in found[2]["text"]
