@@ -24,6 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import needs_mnist
+from test_draw import WEIGHTS_FILE, exported_model
 
 import lenet5_helpers as lh
 from lenet5_series import publish
@@ -393,24 +394,6 @@ def test_draw_a_digit_in_jupyterlab_shows_the_networks_reading(browser, jupyterl
 # --------------------------------------------------------------------------------------------
 # The draw-a-digit page of the website
 # --------------------------------------------------------------------------------------------
-
-WEIGHTS_FILE = ROOT / "website" / "static" / "lenet5-weights.json"
-
-
-def exported_model(path: Path = WEIGHTS_FILE) -> lh.LeNet5:
-    """The LeNet5 whose weights the page runs, read back from the exported file."""
-    import base64
-
-    import numpy as np
-    import torch
-
-    tensors = json.loads(path.read_text(encoding="utf-8"))["tensors"]
-    model = lh.LeNet5()
-    numbers = {name: np.frombuffer(base64.b64decode(t["data"]), dtype="<f4") for name, t in tensors.items()}
-    model.load_state_dict({name: torch.from_numpy(numbers[name].copy()).reshape(t["shape"])
-                           for name, t in tensors.items()})
-    return model.eval()
-
 
 def check_reading(state: dict, model) -> None:
     """The page's input, feature maps and probabilities are lh's and PyTorch's for its strokes."""

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
+import numpy as np
 import pytest
 import torch
 from conftest import needs_mnist
@@ -138,3 +143,93 @@ def test_the_pen_width_sets_the_stroke_width(pen):
     image = lh.strokes_to_image(VERTICAL, pen=pen)
     _, _, left, right = ink_box(image)
     assert abs((right - left + 1) - pen) <= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Digits drawn large, small and off-centre; the network of the website's draw-a-digit page
+# --------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+DRAWN_FILE = ROOT / "notebooks" / "drawn-digits.json"
+WEIGHTS_FILE = ROOT / "website" / "static" / "lenet5-weights.json"
+NOTEBOOK_03 = ROOT / "notebooks" / "03-training.ipynb"
+NOTEBOOK_06 = ROOT / "notebooks" / "06-draw-a-digit.ipynb"
+
+
+def drawn_digits() -> list[dict]:
+    return json.loads(DRAWN_FILE.read_text(encoding="utf-8"))["digits"]
+
+
+def exported_model(path: Path = WEIGHTS_FILE) -> lh.LeNet5:
+    """The LeNet5 whose weights the website's page runs, read back from the exported file."""
+    tensors = json.loads(path.read_text(encoding="utf-8"))["tensors"]
+    numbers = {name: np.frombuffer(base64.b64decode(t["data"]), dtype="<f4") for name, t in tensors.items()}
+    model = lh.LeNet5()
+    model.load_state_dict({name: torch.from_numpy(numbers[name].copy()).reshape(t["shape"])
+                           for name, t in tensors.items()})
+    return model.eval()
+
+
+def stored_text(path: Path) -> str:
+    nb = nbformat.read(str(path), as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_the_drawn_digits_are_each_digit_drawn_three_ways_inside_the_canvas():
+    digits = drawn_digits()
+    assert sorted(d["label"] for d in digits) == sorted(list(range(10)) * 3)
+    assert {d["kind"] for d in digits} == {"large and centred", "small in a corner", "off-centre"}
+    points = np.array([pt for d in digits for stroke in d["strokes"] for pt in stroke])
+    assert points.min() >= 0 and points.max() < lh.CANVAS_SIZE
+
+
+def test_the_pen_following_the_size_gives_a_small_digit_a_large_ones_strokes():
+    """Ink after the normalisation, small digit over large: about 1 when the pen follows the
+    drawing's size; far more with one fixed pen (the blot that the normalisation makes of it)."""
+    digits = drawn_digits()
+
+    def ink(label: int, kind: str, pen: float | None) -> float:
+        (strokes,) = [d["strokes"] for d in digits if d["label"] == label and d["kind"] == kind]
+        return lh.center_digit(lh.strokes_to_image(strokes, pen=pen)).float().sum().item()
+
+    for label in range(10):
+        following = ink(label, "small in a corner", None) / ink(label, "large and centred", None)
+        fixed = ink(label, "small in a corner", lh.PEN_WIDTH) / ink(label, "large and centred", lh.PEN_WIDTH)
+        assert 0.8 < following < 1.25 and fixed > 1.5, (label, following, fixed)
+
+
+def read_right(model, pen: float | None) -> dict[str, int]:
+    """How many of the drawn digits the model reads right, for each way of drawing."""
+    right: dict[str, int] = {}
+    for d in drawn_digits():
+        x = lh.digit_to_input(lh.center_digit(lh.strokes_to_image(d["strokes"], pen=pen)))
+        with torch.no_grad():
+            right[d["kind"]] = right.get(d["kind"], 0) + int(model(x).argmax().item() == d["label"])
+    return right
+
+
+def test_the_websites_network_reads_the_drawn_digits_as_notebook_06_reports():
+    model = exported_model()
+    fixed, following = read_right(model, lh.PEN_WIDTH), read_right(model, None)
+    assert sum(following.values()) >= sum(fixed.values())
+    assert following["small in a corner"] > fixed["small in a corner"]  # what the pen's change is for
+    run = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))["about"]["run"]
+    stored = stored_text(NOTEBOOK_06)
+    if f"run folder: runs/{run} " not in stored:
+        pytest.skip(f"notebook 06's stored outputs come from another run than the website's ({run})")
+    for name, right in (("fixed pen (28 pixels)", fixed), ("pen following the size", following)):
+        assert f"{name:23} {sum(right.values())} of 30 read right" in stored, (name, right)
+
+
+@needs_mnist
+def test_the_websites_weights_are_the_run_that_notebook_03_shows():
+    """The exported weights score on the real MNIST test set what notebook 03's stored run printed."""
+    about = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))["about"]
+    assert {k: about[k] for k in ("recipe", "epochs", "train_size", "seed", "device")} == {
+        "recipe": "default", "epochs": 12, "train_size": 55_000, "seed": 0, "device": "cpu"}
+    x, y = lh.to_tensors(lh.load_mnist(train=False, transform=None))
+    loss, accuracy = lh.evaluate(exported_model(), x, y)
+    assert accuracy == about["test_accuracy"] and loss == pytest.approx(about["test_loss"], rel=1e-5)
+    stored = stored_text(NOTEBOOK_03)
+    assert f"test loss {loss:.4f} acc {accuracy:.2%}" in stored  # the last epoch's line
+    assert f"test {accuracy:.2%}," in stored                     # the metrics of the run
