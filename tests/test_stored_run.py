@@ -138,3 +138,33 @@ def test_stored_epoch_times_come_from_a_quiet_machine(name):
         seconds = [float(s) for s in EPOCH_LINE.findall(output(cell))]
         if len(seconds) >= 3:
             assert max(seconds) <= 2 * statistics.median(seconds), (name, seconds)
+
+
+WORDS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a few": 3}
+
+
+def promised_seconds(header: str) -> tuple[float, float]:
+    """The running time a notebook's **Time** paragraph promises, as (lowest, highest) seconds."""
+    text = " ".join(header[header.index("**Time**"):].split())
+    if "under a minute to run" in text:
+        return 1, 60
+    if "about a minute and a half" in text:
+        return 60, 120
+    m = re.search(r"(?:about )?(\d+|a few|a|one|two|three|four|five) (seconds|minutes?)(?: to run| on)", text)
+    assert m, text[:200]
+    n = float(m.group(1)) if m.group(1).isdigit() else WORDS[m.group(1)]
+    unit = 1 if m.group(2) == "seconds" else 60
+    if m.group(1) == "a few":
+        return 60, 5 * 60
+    return n * unit / 2, n * unit * 2  # "about N": within a factor of two
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))
+def test_the_time_to_run_in_each_header_is_what_its_stored_run_took(name):
+    """`make notebooks` records each notebook's seconds in papermill's metadata (runner.clean_stored);
+    the header's "about N minutes to run" must agree with it (within a factor of two)."""
+    nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
+    seconds = nb.metadata.get("papermill", {}).get("seconds")
+    assert seconds is not None, f"{name}: re-execute it with `make notebooks` (no recorded seconds)"
+    low, high = promised_seconds(nb.cells[0].source)
+    assert low <= seconds <= high, f"{name}: the header says {low:.0f}-{high:.0f} s, its run took {seconds} s"

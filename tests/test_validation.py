@@ -100,7 +100,7 @@ def test_check_answer_says_right_or_wrong_with_a_hint_and_never_stores_the_answe
     out = capsys.readouterr().out
     assert "is not it" in out and "Hint:" in out
     assert lh.check_answer("01-2", 5) and not lh.check_answer("01-2", 1)
-    assert lh.check_answer("03-4", 108) and not lh.check_answer("03-4", 107)
+    assert lh.check_answer("03-5", 108) and not lh.check_answer("03-5", 107)
     assert lh.check_answer("04-2", 95) and lh.check_answer("01-3", 0.2892) and lh.check_answer("02-2", 1216)
     assert lh.check_answer("02-1", 28) and not lh.check_answer("02-1", 32)
     assert lh.check_answer("05-1", 32) and lh.check_answer("05-4", 0.353125)
