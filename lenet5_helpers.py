@@ -494,28 +494,6 @@ def initialise(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def score_epoch(history: list[dict], data: dict, epochs: int,
-                score: Callable[[str], tuple[float, float]], **row: Any) -> str:
-    """Score the epoch just trained, add its row to `history`, return its line to print (03, 05).
-
-    `row` holds epoch, seconds, lr and momentum; score(split) is (loss, accuracy) on data[split].
-    With a "val" split, train and val are scored after every epoch and the test set once, after
-    the last (its columns stay empty before); without one, train and test after every epoch. fit
-    and the DDP trainer of notebook 05 (whose score adds up every rank's part) both keep their
-    epochs here, so their rows and lines are the same.
-    """
-    row = {**row, **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
-    scored = ["train", "val"] if "val" in data else ["train", "test"]
-    if "val" in data and row["epoch"] == epochs:
-        scored.append("test")  # the test set: once, for the final number
-    for split in scored:
-        row[f"{split}_loss"], row[f"{split}_accuracy"] = score(split)
-    history.append(row)
-    return f"epoch {row['epoch']:3d}  " + "  ".join(
-        f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored) + \
-        f"  {row['seconds']:.1f}s"
-
-
 def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "default",
         epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
         augment: bool = False, seed: int = 0, resume: bool = False, amp: bool = False,
@@ -568,8 +546,9 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            line = score_epoch(history, data, config["epochs"], lambda split: evaluate(model, *data[split]),
-                               epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
+            line = runs.score_epoch(history, data, config["epochs"],
+                                    lambda split: evaluate(model, *data[split]),
+                                    epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
             runs.save_run(run_dir, config, model, optimizer, scheduler, generator, history)
             bar.write(line)
             runs.check_diverged(history, config["lr"])
@@ -579,6 +558,26 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
         return history
     finally:
         lock.unlink(missing_ok=True)
+
+
+def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch.device,
+                seed: int = 0) -> tuple[Path, str]:
+    """The run folder notebooks 04, 06 and 07 read, and why, in words (04, "Which run?").
+
+    A run_dir given is used. run_dir=None: the newest finished run on all the training images, else
+    the newest finished shorter one (choose_run). With no finished run there, a short run (QUICK's
+    images and epochs) is trained here, so the notebook still runs from top to bottom.
+    """
+    folder, why = (Path(run_dir), "the run_dir you passed") if run_dir is not None else choose_run()
+    if folder is not None and (folder / "metrics.json").exists():
+        return folder, why if run_dir is not None else f"run_dir=None: {why}"
+    print("There is no finished training run yet. Run notebook 03 (or `make run`) for a full one.")
+    print(f"Training a short one now ({QUICK['train_subset']:,} images, {QUICK['epochs']} epochs) "
+          "so this notebook can go on ...")
+    folder = folder or new_run_dir()
+    short = mnist_tensors(data_root, device, QUICK["train_subset"])
+    fit(LeNet5().to(device), short, folder, epochs=QUICK["epochs"], seed=seed)
+    return folder, "no finished run was there, so this notebook trained a short one"
 
 
 # --------------------------------------------------------------------------------------------

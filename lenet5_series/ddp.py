@@ -192,7 +192,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            line = lh.score_epoch(history, data, config["epochs"],  # lh.fit's epoch row and line
+            line = runs.score_epoch(history, data, config["epochs"],  # lh.fit's epoch row and line
                                   lambda split: evaluate(net, *data[split], rank, world_size),
                                   epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
             if rank == 0:

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,28 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "cycle_momentum": config.get("cycle_momentum"),
             "weight_decay": config.get("weight_decay"),
             "label_smoothing": config.get("label_smoothing"), "schedule": config.get("schedule")}
+
+
+def score_epoch(history: list[dict], data: dict, epochs: int,
+                score: Callable[[str], tuple[float, float]], **row: Any) -> str:
+    """Score the epoch just trained, add its row to `history`, return its line to print.
+
+    `row` holds epoch, seconds, lr and momentum; score(split) is (loss, accuracy) on data[split].
+    With a "val" split, train and val are scored after every epoch and the test set once, after
+    the last (its columns stay empty before); without one, train and test after every epoch. fit
+    and the DDP trainer of notebook 05 (whose score adds up every rank's part) both keep their
+    epochs here, so their rows and lines are the same (run keeping: no notebook teaches it).
+    """
+    row = {**row, **{f"{s}_{m}": None for s in ("train", "val", "test") for m in ("loss", "accuracy")}}
+    scored = ["train", "val"] if "val" in data else ["train", "test"]
+    if "val" in data and row["epoch"] == epochs:
+        scored.append("test")  # the test set: once, for the final number
+    for split in scored:
+        row[f"{split}_loss"], row[f"{split}_accuracy"] = score(split)
+    history.append(row)
+    return f"epoch {row['epoch']:3d}  " + "  ".join(
+        f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.2%}" for s in scored) + \
+        f"  {row['seconds']:.1f}s"
 
 
 def save_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,

@@ -126,3 +126,24 @@ def test_latest_run_is_the_one_that_finished_last(tmp_path):
     (unfinished / "metrics.json").write_text(json.dumps({"finished": False}))
     assert runs.latest_run(tmp_path) == second
     assert runs.latest_run(tmp_path / "none") is None
+
+
+def test_choose_run_prefers_a_full_run_to_a_newer_short_one_and_says_why(tmp_path):
+    """By the finish time metrics.json records (not the folder's time), a run on all the training
+    images beats a newer short run; with only short runs, the newest one, said to be short."""
+    def finished(name: str, when: str, train_size: int, val_size: int = 5_000) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"finished": True, "finished_at": when, "train_size": train_size, "val_size": val_size,
+             "epochs": 3}))
+
+    finished("quick-newer", "2026-12-03T10:00:00.000000+00:00", 10_000)
+    folder, why = runs.choose_run(tmp_path)
+    assert folder.name == "quick-newer" and "shorter run (10,000 images, 3 epochs" in why
+    finished("full-older", "2026-12-02T10:00:00.000000+00:00", 55_000)
+    finished("refit-oldest", "2026-12-01T10:00:00.000000+00:00", 60_000, val_size=0)
+    os.utime(tmp_path / "refit-oldest" / "metrics.json")  # touched later: the recorded time counts
+    folder, why = runs.choose_run(tmp_path)
+    assert folder.name == "full-older"
+    assert why == "the newest finished run on all the training images (finished 2026-12-02 10:00 UTC)"
+    assert runs.choose_run(tmp_path / "none") == (None, "no run under runs/ has finished yet")
