@@ -15,19 +15,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SERIES := $(PY) -m lenet5_series
 # The light install (Linux): PyTorch's CPU-only wheels at the same pinned versions, without the GBs
-# of CUDA libraries. CPU=1 asks for it, CPU=0 for the default; unset, it is chosen on Linux when no
-# NVIDIA driver is found (no nvidia-smi). Where the CPU index cannot be reached, set-up says so in one
+# of CUDA libraries. Opt-in only: CPU=1 asks for it; unset (or CPU=0), the default install. It is never
+# chosen by itself, because where the CPU index cannot be reached pip may wait on it for minutes (up
+# to --timeout per request, each retried once). Where it cannot be reached, set-up says so in one
 # line and installs the default. It applies when .venv is created (a fresh clone, or after make clean).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PINS = $(shell sed -n 's/^ *"\(torch\(vision\)\{0,1\}==[^"]*\)".*/\1/p' pyproject.toml 2>/dev/null)
-no      = $(filter 0 no false False,$(1))
-LIGHT   = $(if $(call no,$(CPU)),,$(if $(call on,$(CPU)),1,$(if $(filter Linux,$(shell uname -s 2>/dev/null)),$(if \
-            $(shell command -v nvidia-smi 2>/dev/null),,1))))
+LIGHT   = $(if $(call on,$(CPU)),1)
 # pip may fall back to another index for the same version: only a +cpu torch counts as the light one
 TORCH_CPU = $(PY) -m pip install --quiet --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) \
   $(TORCH_PINS) >$(VENV)/torch-cpu.log 2>&1; \
   if $(PY) -c 'import importlib.metadata as m, sys; sys.exit(not m.version("torch").endswith("+cpu"))' \
-  2>/dev/null; then echo "make setup: the light install: CPU-only torch from $(TORCH_CPU_INDEX) (CPU=0: the default)"; \
+  2>/dev/null; then echo "make setup: the light install: CPU-only torch from $(TORCH_CPU_INDEX) (without CPU=1: the default)"; \
   else echo "make setup: $(TORCH_CPU_INDEX) could not be reached (see $(VENV)/torch-cpu.log); installing the default torch, with CUDA"; fi
 # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off. (The comment stays on its own line: the
 # spaces before a comment at the end of the line would be part of the value, and turn every flag on.)
