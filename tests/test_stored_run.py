@@ -120,7 +120,8 @@ def test_04_text_figures_are_the_stored_tables():
     assert f"loses {round(lenet[0] - lenet[4])} points at 4 pixels" in text
     side = output(cell_with("04-results.ipynb", "side_by_side = ["))
     seconds = dict(re.findall(r"^(LeNet-5|MLP) .* ([\d.]+)$", side, re.M))
-    assert f"({seconds['MLP']} s against LeNet-5's {seconds['LeNet-5']} s" in text
+    assert "an MLP epoch is several times cheaper" in text
+    assert 3 * float(seconds["MLP"]) < float(seconds["LeNet-5"]), seconds
     summary = markdown_with("04-results.ipynb", "## Summary")
     losses = [lenet[0] - lenet[k] for k in (1, 2, 4)]
     said = f"loses {losses[0]:.1f} points at 1 pixel, {losses[1]:.1f} at 2 and {round(losses[2])} at 4"
