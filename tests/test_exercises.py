@@ -134,7 +134,7 @@ def test_03_exercise_2_the_reference_recipe_rerun_in_the_same_kernel(tmp_path, m
                  "assert curves.axes[1].get_ylim()[0] <= low, 'the accuracy axis hides the run'\n"
                  "print('val', metrics['val_accuracy'], 'test', metrics['test_accuracy'])")
     # the exercise on all 55,000 images is 5 full epochs; a subset keeps the test short
-    extra = edited_and_rerun(nb, recipe="reference", epochs=5, train_subset=5000) + [check]
+    extra = edited_and_rerun(nb, recipe="reference", epochs=5, train_subset=1000) + [check]
     out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, **SHORT).cells
     again = out[-len(extra):]
     assert not errors(again)
@@ -239,14 +239,13 @@ def test_04_picks_the_newest_full_run_by_its_recorded_finish_and_says_why(tmp_pa
     when the other folder was touched later; the cell says it is a shorter run, and why."""
     runs = tmp_path / "runs"
     monkeypatch.setenv("LENET5_RUNS_DIR", str(runs))
-    runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / "plain.ipynb",
-                   {"train_subset": 1000, "epochs": 1, "run_dir": str(runs / "b-plain")})
-    runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / "augmented.ipynb",
-                   {"train_subset": 1000, "epochs": 1, "augment": True, "run_dir": str(runs / "a-augmented")})
+    short = lh.mnist_tensors(None, "cpu", 1000)  # the two runs as notebook 03 trains them, in-process
+    lh.fit(lh.LeNet5(), short, runs / "b-plain", epochs=1, progress=False)
+    lh.fit(lh.LeNet5(), short, runs / "a-augmented", epochs=1, augment=True, progress=False)
     (runs / "b-plain" / "notes.txt").write_text("touched after training: the newest folder")
     os.utime(runs / "b-plain")
     os.utime(runs / "b-plain" / "metrics.json")  # a copy or a look later must not make it the newest
-    nb = runner.execute(NOTEBOOKS / "04-results.ipynb", tmp_path / "04.ipynb", {})
+    nb = runner.execute(NOTEBOOKS / "04-results.ipynb", tmp_path / "04.ipynb", {"quick": True})
     nb = nbformat.read(str(tmp_path / "04.ipynb"), as_version=4)
     out = text(nb.cells)
     assert re.search(r"a-augmented \(run_dir=None: no finished run used all the training images, so the "
