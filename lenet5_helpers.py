@@ -68,7 +68,10 @@ REFERENCE_TRANSFORM = transforms.Compose([
 
 def load_mnist(data_dir: str | Path | None = None, train: bool = True,
                transform: Any = REFERENCE_TRANSFORM) -> torchvision.datasets.MNIST:
-    """The stock torchvision MNIST dataset, exactly as the reference post uses it (notebook 01, 5)."""
+    """The stock torchvision MNIST dataset, exactly as the reference post uses it (notebook 01, 5).
+
+    Taught in notebook 01, "The dataset, as torchvision sees it".
+    """
     root = resolve_data_dir(data_dir)
     return torchvision.datasets.MNIST(root, train=train, download=False, transform=transform)
 
@@ -78,6 +81,8 @@ def to_tensors(dataset: torchvision.datasets.MNIST) -> tuple[torch.Tensor, torch
 
     Notebook 01, section 6. Resizing uint8 tensors in one call matches PIL's per-image Resize to
     within one grey level.
+
+    Taught in notebook 01, "The fast path: transform once, keep tensors".
     """
     x = transforms.functional.resize(dataset.data.unsqueeze(1), [32, 32], antialias=True)
     x = (x.float() / 255 - MEAN) / STD
@@ -91,7 +96,8 @@ TRAIN_SIZE = 60_000 - VALIDATION_SIZE  # the training images left: 55,000
 def mnist_tensors(data_dir: str | Path | None = None, device: str | torch.device = "cpu",
                   train_subset: int | None = None, validation: bool = True
                   ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{"train", "val", "test"}: (images, labels) on `device` (notebook 03, "The data").
+    """{"train", "val", "test"}: (images, labels) on `device` (notebook 03, "The data: training,
+    validation and test sets, as tensors on the device").
 
     Notebook 01's fast path, moved to the device. "val" is the 5,000 training images that
     split_validation holds out; "train" the other 55,000, of which train_subset keeps the first N.
@@ -112,7 +118,10 @@ def split_validation(x: torch.Tensor, y: torch.Tensor, size: int = VALIDATION_SI
                      ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Hold out `size` training images as a validation set: the same ones for every run and seed
     (a fixed seed of its own), so recipes are compared on the same digits (notebook 03). The rest
-    keep their order."""
+    keep their order.
+
+    Taught in notebook 03, "The data: training, validation and test sets, as tensors on the device".
+    """
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)
     held, keep = order[:size], order[size:].sort().values
     return (x[keep], y[keep]), (x[held], y[held])
@@ -126,6 +135,8 @@ class LeNet5(nn.Module):
     """LeNet-5 as in the reference post: 3 convolutions, 2 max-pools, 2 linear layers; 61,706 weights.
 
     Notebook 02 builds it layer by layer, then writes this class out ("The whole network as one class").
+
+    Taught in notebook 02, "The whole network as one class".
     """
 
     def __init__(self, num_classes: int = 10) -> None:
@@ -150,6 +161,8 @@ def check_input_shape(x: torch.Tensor) -> None:
     """Explain a wrong input shape in words instead of 'mat1 and mat2 shapes cannot be multiplied'.
 
     Notebook 02 shows the error a 28x28 digit would otherwise cause.
+
+    Taught in notebook 02, "The most common LeNet mistake: 28×28 images".
     """
     if x.dim() == 4 and tuple(x.shape[1:]) == (1, 32, 32):
         return
@@ -166,7 +179,10 @@ def check_input_shape(x: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------------
 
 def conv_output_size(width: int, kernel: int, padding: int = 0, stride: int = 1) -> int:
-    """Output width of a convolution or pooling layer: (W - K + 2P) / S + 1 (written out in 02)."""
+    """Output width of a convolution or pooling layer: (W - K + 2P) / S + 1 (written out in 02).
+
+    Taught in notebook 02, "How big is the output of a layer?".
+    """
     return (width - kernel + 2 * padding) // stride + 1
 
 
@@ -174,6 +190,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32))
     """Run one zero batch through `model`; one row per leaf layer call: name, output shape, params.
 
     Notebook 02, "A shape table for any model": the by-hand shape checks, done by forward hooks.
+
+    Taught in notebook 02, "A shape table for any model".
     """
     rows: list[dict] = []
     hooks = []
@@ -195,7 +213,10 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32))
 
 
 def print_layer_table(rows: list[dict]) -> None:
-    """Print layer_table's rows as an aligned table with the parameter total (notebook 02)."""
+    """Print layer_table's rows as an aligned table with the parameter total (notebook 02).
+
+    Taught in notebook 02, "A shape table for any model".
+    """
     print(f"{'layer':8} {'type':10} {'output shape':>14} {'params':>8}")
     for r in rows:
         print(f"{r['layer']:8} {r['type']:10} {str(r['output_shape']):>14} {r['params']:>8,}")
@@ -227,8 +248,10 @@ def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)
 
     The shapes come from layer_table (one zero batch through the model), so the picture cannot
     drift from the code. Maps are drawn as stacks of squares sized by their height and width,
-    vectors as bars; between them, each layer's name, kind and parameter count. Shown in
-    notebook 02 ("The network we are going to build"; "The picture, from the class we wrote").
+    vectors as bars; between them, each layer's name, kind and parameter count.
+
+    Taught in notebook 02, "The network we are going to build";
+    notebook 02, "The picture, from the class we wrote".
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -276,7 +299,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def available_devices() -> list[str]:
-    """The devices PyTorch can use on this machine, best first (notebook 03's `device` parameter)."""
+    """The devices PyTorch can use on this machine, best first (notebook 03's `device` parameter).
+
+    Taught in notebook 03, "The data: training, validation and test sets, as tensors on the device".
+    """
     found = []
     if torch.cuda.is_available():
         found.append("cuda")
@@ -285,33 +311,14 @@ def available_devices() -> list[str]:
     return found + ["cpu"]
 
 
-TORCH_THREADS = torch.get_num_threads()  # torch's own choice, read once, before the helper changes it
-
-
-def use_cpu_threads(processes: int = 1) -> str:
-    """Give torch only the CPU threads this run may use; return them in words (notebook 03, device).
-
-    torch starts a thread per core of the whole machine; runs that share the cores (a sweep, two
-    notebooks, a class server) then fight over them and each gets many times slower. This keeps
-    torch's count for a lone run, fewer where the process may use fewer cores or has a CPU limit;
-    LENET5_THREADS=N overrides it (lenet5_series/threads.py counts them). `processes` started
-    together on this machine (torchrun's ranks, a benchmark's workers) each get their share.
-    The one place a run's thread count is decided: pick_device, the torchrun trainer and the
-    benchmarks all call it.
-    """
-    n, why = threads.budget(TORCH_THREADS)
-    if processes > 1:
-        n, why = threads.share(n, processes), f"{why}, shared by {processes} processes"
-    torch.set_num_threads(n)
-    return f"{n} CPU thread{'s' if n > 1 else ''} ({why})"
-
-
 def pick_device(device: str = "auto", verbose: bool = True, processes: int = 1) -> torch.device:
     """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once.
 
     Notebook 03's `device` parameter: the data and the model must both be moved to this device.
-    Then it calls use_cpu_threads(processes), which sets torch's CPU threads (any device computes
-    on the CPU too: loading, shuffling); verbose prints the device and the threads in one line.
+    Then it sets torch's CPU threads to this run's share of the machine (threads.use_cpu_threads:
+    any device computes on the CPU too); verbose prints the device and the threads in one line.
+
+    Taught in notebook 03, "The data: training, validation and test sets, as tensors on the device".
     """
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not known; use one of {', '.join(DEVICES)}.")
@@ -320,7 +327,7 @@ def pick_device(device: str = "auto", verbose: bool = True, processes: int = 1) 
     if picked not in found:
         raise RuntimeError(f"device={device!r} was asked for, but this machine has no {device} "
                            f"device (available: {', '.join(found)}). Use device='auto' or 'cpu'.")
-    cpu_threads = use_cpu_threads(processes)
+    cpu_threads = threads.use_cpu_threads(processes)
     if verbose:
         why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
                "cpu": "no GPU was found"}
@@ -351,14 +358,20 @@ RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful e
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, so the same seed on the same machine gives the same run (03)."""
+    """Seed Python, NumPy and torch, so the same seed on the same machine gives the same run (03).
+
+    Taught in notebook 03, "Before training: scores, probabilities, loss".
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def check_recipe(recipe: str) -> None:
-    """Refuse an unknown recipe name (notebook 03 lists the recipes), pointing an old name to its new one."""
+    """Refuse an unknown recipe name (notebook 03 lists the recipes), pointing an old name to its new one.
+
+    Taught in notebook 03, "The default recipe, written out".
+    """
     if recipe in RECIPES:
         return
     if recipe in RENAMED_RECIPES:
@@ -370,46 +383,56 @@ def check_recipe(recipe: str) -> None:
 
 def resolve_recipe(recipe: str = "default", epochs: int | None = None,
                    batch_size: int | None = None, lr: float | None = None) -> dict:
-    """The recipe's settings (notebook 03 prints them), with epochs, batch_size, lr overridden."""
+    """The recipe's settings (notebook 03 prints them), with epochs, batch_size, lr overridden.
+
+    Taught in notebook 03, "The default recipe, written out".
+    """
     check_recipe(recipe)
-    cfg = dict(RECIPES[recipe], recipe=recipe)
+    settings = dict(RECIPES[recipe], recipe=recipe)
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
         if value is not None:
-            cfg[key] = value
-    return cfg
+            settings[key] = value
+    return settings
 
 
 def steps_per_epoch(train_size: int, batch_size: int) -> int:
-    """Batches in one pass over the training set; the last one may be smaller (03)."""
+    """Batches in one pass over the training set; the last one may be smaller (03).
+
+    Taught in notebook 03, "The learning rate over the run: one cycle".
+    """
     return math.ceil(train_size / batch_size)
 
 
-def make_optimizer(model: nn.Module, cfg: dict, steps: int) -> tuple[Any, Any]:
+def make_optimizer(model: nn.Module, settings: dict, steps: int) -> tuple[Any, Any]:
     """SGD and its learning-rate schedule (stepped once per batch) for a recipe (03).
 
     `steps` is steps_per_epoch(...): the one-cycle schedule spans all the run's steps. Notebook 03,
     "The default recipe, written out", builds the same two objects by hand.
+
+    Taught in notebook 03, "The default recipe, written out".
     """
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
-    if cfg["schedule"] == "onecycle":
+    opt = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
+                          nesterov=settings["nesterov"], weight_decay=settings["weight_decay"])
+    if settings["schedule"] == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps,
-            cycle_momentum=cfg.get("cycle_momentum", True))
+            opt, max_lr=settings["lr"], total_steps=settings["epochs"] * steps,
+            cycle_momentum=settings.get("cycle_momentum", True))
     else:
         sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     return opt, sched
 
 
-def schedule_per_step(cfg: dict, steps: int) -> dict[str, list[float]]:
+def schedule_per_step(settings: dict, steps: int) -> dict[str, list[float]]:
     """The learning rate and momentum of every step of a run with these settings (notebook 03).
 
     A throwaway one-weight optimizer is built by make_optimizer and stepped through the whole run:
     the same schedule objects fit uses, so its values are the run's (03 checks them against history.csv).
+
+    Taught in notebook 03, "The learning rate over the run: one cycle".
     """
-    opt, sched = make_optimizer(nn.Linear(1, 1), cfg, steps)
+    opt, sched = make_optimizer(nn.Linear(1, 1), settings, steps)
     values: dict[str, list[float]] = {"lr": [], "momentum": []}
-    for _ in range(cfg["epochs"] * steps):
+    for _ in range(settings["epochs"] * steps):
         values["lr"].append(opt.param_groups[0]["lr"])
         values["momentum"].append(opt.param_groups[0]["momentum"])
         opt.step()
@@ -430,6 +453,8 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
     smoothed a random move per pixel with a Gaussian; here 4x4 points move by random amounts,
     `elastic` pixels typical, and bicubic interpolation spreads those moves over every pixel).
     Notebook 07, section 3, shows bent digits; they made LeNet-5 worse (its table).
+
+    Taught in notebook 03, "Augmentation: new digits for free".
     """
     n, _, h, w = x.shape
     u = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1  # uniform in [-1, 1]
@@ -454,7 +479,8 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
 
     Notebook 03, "The default recipe, written out", is this loop. With augment=True each batch is first
     distorted by `distort(x, generator=generator)`: random_distort with its own sizes unless
-    another is given (benchmarks/ablation.py passes other sizes; notebook 03, "Augmentation").
+    another is given (benchmarks/ablation.py passes other sizes; notebook 03, "Augmentation: new
+    digits for free").
     """
     model.train()
     order = torch.randperm(len(images), device=images.device, generator=generator)
@@ -477,7 +503,10 @@ def run_config(recipe: str = "default", epochs: int | None = None, batch_size: i
                lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
                train_size: int = TRAIN_SIZE, arch: str = "LeNet5",
                val_size: int = VALIDATION_SIZE) -> dict:
-    """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03)."""
+    """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03).
+
+    Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
+    """
     return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,
                 amp=amp, train_size=train_size, arch=arch, val_size=val_size)
 
@@ -486,6 +515,8 @@ def initialise(model: nn.Module, seed: int) -> nn.Module:
     """Give `model` the weights it gets when built right after seed_everything(seed) (03, 02).
 
     Each layer's reset_parameters runs in the order the layers were created, as in __init__.
+
+    Taught in notebook 03, "LeNet-5, trained by a loop you write".
     """
     seed_everything(seed)
     for module in model.modules():
@@ -508,6 +539,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     starts from the weights `seed` gives (initialise), so the seed recorded is the seed used.
     resume=True continues from checkpoint.pt; a finished run with the same settings is loaded
     instead of trained again, so re-running the cell is safe. Returns the history.
+
+    Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
     from tqdm.auto import tqdm
 
@@ -567,6 +600,8 @@ def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch
     A run_dir given is used. run_dir=None: the newest finished run on all the training images, else
     the newest finished shorter one (choose_run). With no finished run there, a short run (QUICK's
     images and epochs) is trained here, so the notebook still runs from top to bottom.
+
+    Taught in notebook 04, "Which run?".
     """
     folder, why = (Path(run_dir), "the run_dir you passed") if run_dir is not None else choose_run()
     if folder is not None and (folder / "metrics.json").exists():
@@ -586,13 +621,19 @@ def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """The model's logits for every image, in evaluation mode, without gradients, in chunks (03)."""
+    """The model's logits for every image, in evaluation mode, without gradients, in chunks (03).
+
+    Taught in notebook 04, "Predictions on the test set".
+    """
     model.eval()
     return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Exact mean loss and accuracy over all images; every image counts once (03, "Measuring it exactly")."""
+    """Exact mean loss and accuracy over all images; every image counts once (03, "Measuring it exactly").
+
+    Taught in notebook 03, "Measuring it exactly: evaluation mode and no gradients".
+    """
     logits = predict(model, images).float()
     loss = F.cross_entropy(logits, labels, reduction="sum").item() / len(labels)
     correct = (logits.argmax(1) == labels).sum().item()
@@ -606,9 +647,12 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
 
 
 def shift_images(images: torch.Tensor, dx: int, dy: int, fill: float = BACKGROUND) -> torch.Tensor:
-    """Move every image dx whole pixels right and dy down (negative: left, up); notebook 04,
-    "9. Shifted digits", writes it out. Pixels pushed out of the frame are lost; those coming in
-    are `fill`, the background by default."""
+    """Move every image dx whole pixels right and dy down (negative: left, up); notebook 04
+    writes it out.  Pixels pushed out of the frame are lost; those coming in
+    are `fill`, the background by default.
+
+    Taught in notebook 04, "Shifted digits".
+    """
     h, w = images.shape[-2:]
     padded = F.pad(images, (abs(dx), abs(dx), abs(dy), abs(dy)), value=fill)
     top, left = abs(dy) - dy, abs(dx) - dx
@@ -626,6 +670,8 @@ def predict_tta(model: nn.Module, images: torch.Tensor,
     Four shifted readings can outvote a slip on the original, if the network reads shifted digits
     well (as after training with augment=True). Notebook 07, section 4, writes it out; whether it
     pays is measured on the validation split (benchmarks/tta.py).
+
+    Taught in notebook 07, "Reading each digit five times (test-time augmentation)".
     """
     return sum(F.softmax(predict(model, shift_images(images, dx, dy)).float(), 1)
                for dx, dy in shifts) / len(shifts)
@@ -640,7 +686,10 @@ LECUN_1998_TEST = 1 - 0.0095   # LeCun et al. 1998, LeNet-5 without distortions
 
 
 def save_figure(fig: Any, run_dir: str | Path, name: str) -> Path:
-    """Save `fig` as <run_dir>/figures/<name>.png at a small size, and return the path (04)."""
+    """Save `fig` as <run_dir>/figures/<name>.png at a small size, and return the path (04).
+
+    Taught in notebook 04, "Learning curves".
+    """
     folder = Path(run_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
@@ -649,7 +698,10 @@ def save_figure(fig: Any, run_dir: str | Path, name: str) -> Path:
 
 
 def plot_digits(images: torch.Tensor, titles: list[str], columns: int = 8) -> Any:
-    """A grid of digits (any of 28x28 uint8 or normalised 1x32x32) with a title above each (01, 3)."""
+    """A grid of digits (any of 28x28 uint8 or normalised 1x32x32) with a title above each (01, 3).
+
+    Taught in notebook 01, "Looking at the digits".
+    """
     import matplotlib.pyplot as plt
 
     rows = -(-len(images) // columns)
@@ -670,6 +722,8 @@ def plot_history(history: list[dict], fig: Any = None) -> Any:
     the test set once, after its last epoch, so test is one point there. The accuracy axis fits the
     run's own figures, so a run at 20 % is as visible as one at 99 %. Given `fig`, it is cleared and
     drawn again (notebook 03 redraws one figure after every epoch).
+
+    Taught in notebook 03, "The full run"; notebook 04, "Learning curves".
     """
     import matplotlib.pyplot as plt
 
@@ -714,6 +768,8 @@ def checked_params(**params: Any) -> dict:
     accepted ones. Strings from papermill are accepted where they mean the right thing ("3" for
     epochs). Every error names the parameter, the value given and what is accepted. The result is a
     new dict: the notebook's own parameter variables stay as they are.
+
+    Taught in notebook 01, "01 · Loading MNIST".
     """
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
@@ -774,6 +830,8 @@ def pen_for(strokes: list[list[tuple[float, float]]]) -> float:
     fixed pen, a digit drawn small would get far thicker strokes than MNIST's. A pen in proportion
     to the drawing's size (the longer side of the box around its points) gives every digit the
     same stroke width after the scaling.
+
+    Taught in notebook 06, "Drawn small, large or off-centre".
     """
     xs = [float(x) for stroke in strokes for x, _ in stroke]
     ys = [float(y) for stroke in strokes for _, y in stroke]
@@ -789,6 +847,8 @@ def strokes_to_image(strokes: list[list[tuple[float, float]]], size: int = CANVA
     the round pen leaves round ends, and a single click is a dot. The ink is black and white only,
     as on the NIST forms that MNIST came from; grey levels appear later, when the digit is scaled
     down. pen=None: the pen follows the drawing's size (pen_for).
+
+    Taught in notebook 06, "Strokes".
     """
     r = (pen_for(strokes) if pen is None else float(pen)) / 2
     ink = np.zeros((size, size), dtype=bool)
@@ -828,6 +888,8 @@ def center_digit(image: torch.Tensor, box: int = 20, field: int = 28) -> torch.T
     covers: the edges become grey levels), then placed in the field so that its centre of mass is
     at pixel (14, 14), where MNIST's digits have it. A blank image stays blank. Whole numbers
     only, so a web page can do exactly the same.
+
+    Taught in notebook 06, "Making it look like an MNIST digit".
     """
     rows = image.any(dim=1).nonzero().flatten()
     cols = image.any(dim=0).nonzero().flatten()
@@ -855,6 +917,8 @@ def digit_to_input(digit: torch.Tensor) -> torch.Tensor:
     """A 28x28 uint8 digit as LeNet-5's input (1, 1, 32, 32) in [-1, 1], exactly as to_tensors gives it.
 
     Notebook 06, section 3 writes it out.
+
+    Taught in notebook 06, "What the network reads".
     """
     x = transforms.functional.resize(digit.reshape(1, 1, 28, 28), [32, 32], antialias=True)
     return (x.float() / 255 - MEAN) / STD
@@ -863,7 +927,10 @@ def digit_to_input(digit: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def digit_probabilities(model: nn.Module, strokes: list[list[tuple[float, float]]],
                         size: int = CANVAS_SIZE) -> torch.Tensor:
-    """LeNet-5's ten probabilities (softmax of its logits) for a digit drawn as strokes (notebook 06)."""
+    """LeNet-5's ten probabilities (softmax of its logits) for a digit drawn as strokes (notebook 06).
+
+    Taught in notebook 06, "What the network reads".
+    """
     x = digit_to_input(center_digit(strokes_to_image(strokes, size)))
     device = next(model.parameters()).device
     return F.softmax(predict(model, x.to(device)).float(), dim=1)[0].cpu()
@@ -876,6 +943,8 @@ def export_for_browser(model: nn.Module, path: str | Path, about: dict) -> Path:
     floats (little-endian, as browsers read them) in base64 text. `about` says which run it is.
     A page's JavaScript decodes each tensor into a Float32Array and does the forward pass of
     notebook 02 by hand, with loops: no framework, nothing to install.
+
+    Taught in notebook 06, "The network in a web page".
     """
     import base64
     import json
@@ -895,6 +964,8 @@ def show_live_or_picture(widget: Any, png: bytes) -> None:
     Notebook 06, section 6. An output holds several forms of the same thing and each viewer shows
     the richest it can: JupyterLab with a running kernel the live widget, a stored notebook (the
     website, a closed kernel) the PNG picture.
+
+    Taught in notebook 06, "Draw your own".
     """
     import base64
 

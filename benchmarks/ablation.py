@@ -34,7 +34,8 @@ Each run is the helper's own pieces: lh.seed_everything, lh.LeNet5, lh.make_opti
 settings, lh.train_epoch (a variant's distortion sizes passed as its `distort`) and lh.evaluate,
 without fit's per-epoch scoring of the full train and test sets and its run folders; a dead network
 is told by the rule fit stops on (lenet5_series.runs.divergence). Several runs go side by side in
-separate processes (--workers), each with --threads threads (set through lh.use_cpu_threads).
+separate processes (--workers), each with --threads threads
+(set through lenet5_series.threads.use_cpu_threads).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ WORKER: dict = {}  # this worker process's data, device and deadline (init_worke
 def init_worker(threads_each: int, with_test: bool, deadline: float | None = None,
                 device: str = "cpu", validation: bool = True) -> None:
     """Load and split MNIST in this worker, with `threads_each` threads, so side-by-side runs share
-    the cores (LENET5_THREADS, which lh.use_cpu_threads reads: pick_device calls it)."""
+    the cores (LENET5_THREADS, which lenet5_series.threads.use_cpu_threads reads: pick_device calls it)."""
     os.environ[threads.VARIABLE] = str(threads_each)
     WORKER["deadline"] = deadline
     WORKER["device"] = lh.pick_device(device, verbose=False)

@@ -52,17 +52,17 @@ def worker(subset: int) -> None:
     x, y = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device, subset)["train"]
     lh.seed_everything(0)
     model = lh.LeNet5()
-    cfg = lh.resolve_recipe("default", epochs=1)
-    steps = lh.steps_per_epoch(len(x), cfg["batch_size"])
-    optimizer, scheduler = lh.make_optimizer(model, cfg, steps + WARM_UP_BATCHES)
+    settings = lh.resolve_recipe("default", epochs=1)
+    steps = lh.steps_per_epoch(len(x), settings["batch_size"])
+    optimizer, scheduler = lh.make_optimizer(model, settings, steps + WARM_UP_BATCHES)
     generator = torch.Generator().manual_seed(0)
-    warm = WARM_UP_BATCHES * cfg["batch_size"]
-    lh.train_epoch(model, x[:warm], y[:warm], optimizer, scheduler, cfg["batch_size"], generator)
+    warm = WARM_UP_BATCHES * settings["batch_size"]
+    lh.train_epoch(model, x[:warm], y[:warm], optimizer, scheduler, settings["batch_size"], generator)
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.perf_counter()
-    lh.train_epoch(model, x, y, optimizer, scheduler, cfg["batch_size"], generator,
-                   label_smoothing=cfg["label_smoothing"])
+    lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
+                   label_smoothing=settings["label_smoothing"])
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads()}), flush=True)
 

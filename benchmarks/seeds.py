@@ -28,7 +28,7 @@ def one_run(args: tuple) -> dict:
     """Train one seed with fit, quietly; return its final figures."""
     seed, settings, device_name, workers = args
     device = lh.pick_device(device_name, verbose=False, processes=workers)  # runs side by side
-    # share the CPU threads instead of fighting over them (lh.use_cpu_threads)
+    # share the CPU threads instead of fighting over them (lenet5_series.threads.use_cpu_threads)
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)
     row = {"seed": seed}
     start = time.perf_counter()

@@ -51,8 +51,8 @@ def our_epoch(data: dict, device: torch.device, amp: bool = False) -> float:
     """One epoch of lh.train_epoch with the same model, batch size and plain SGD step."""
     torch.manual_seed(0)
     model = lh.LeNet5().to(device)
-    cfg = lh.resolve_recipe("reference", epochs=1)
-    optimizer, scheduler = lh.make_optimizer(model, cfg, lh.steps_per_epoch(len(data["train"][0]), 128))
+    settings = lh.resolve_recipe("reference", epochs=1)
+    optimizer, scheduler = lh.make_optimizer(model, settings, lh.steps_per_epoch(len(data["train"][0]), 128))
     generator = torch.Generator(device).manual_seed(0)
     sync(device)
     start = time.perf_counter()
@@ -65,17 +65,17 @@ def time_to_99(data: dict, device: torch.device, amp: bool = False) -> tuple[flo
     """Train the default recipe, evaluating the test set after each epoch, until 99.0 %."""
     lh.seed_everything(0)
     model = lh.LeNet5().to(device)
-    cfg = lh.resolve_recipe("default")
-    optimizer, scheduler = lh.make_optimizer(model, cfg, lh.steps_per_epoch(len(data["train"][0]), 128))
+    settings = lh.resolve_recipe("default")
+    optimizer, scheduler = lh.make_optimizer(model, settings, lh.steps_per_epoch(len(data["train"][0]), 128))
     generator = torch.Generator(device).manual_seed(0)
     start = time.perf_counter()
-    for epoch in range(1, cfg["epochs"] + 1):
+    for epoch in range(1, settings["epochs"] + 1):
         lh.train_epoch(model, *data["train"], optimizer, scheduler, 128, generator, amp=amp,
-                       label_smoothing=cfg["label_smoothing"])
+                       label_smoothing=settings["label_smoothing"])
         _, accuracy = lh.evaluate(model, *data["test"])
         if accuracy >= 0.99:
             return time.perf_counter() - start, epoch, accuracy
-    return time.perf_counter() - start, cfg["epochs"], accuracy
+    return time.perf_counter() - start, settings["epochs"], accuracy
 
 
 def cpu_name() -> str:

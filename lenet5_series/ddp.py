@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import lenet5_helpers as lh
-from lenet5_series import runs
+from lenet5_series import runs, threads
 from lenet5_series.mnist import MNIST_FILES
 
 TIMEOUT = 30  # seconds a rank waits for the others in any collective before it stops with an error
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace, rank: int) -> dict:
     if p["amp"] and device.type != "cuda":
         raise ValueError("amp=True needs CUDA GPUs; this run uses the CPU. Drop --amp.")
     if device.type == "cpu":  # the CPU threads this machine's processes may use, shared out
-        lh.use_cpu_threads(processes=int(os.environ["LOCAL_WORLD_SIZE"]))
+        threads.use_cpu_threads(processes=int(os.environ["LOCAL_WORLD_SIZE"]))
     data = lh.mnist_tensors(p["data_dir"], device, p["train_subset"])
     config = dict(lh.run_config(p["recipe"], p["epochs"], p["batch_size"], p["lr"], p["seed"],
                                 p["augment"], p["amp"], len(data["train"][0]), "LeNet5",

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-HOME = PROJECT if (PROJECT / "pyproject.toml").exists() else Path.cwd()  # a checkout, or cwd
-DEFAULT_DATA_DIR = HOME / "data"   # $LENET5_DATA_DIR or the data_dir parameter override it
-DEFAULT_RUNS_DIR = HOME / "runs"   # $LENET5_RUNS_DIR overrides it
+# the folder data/ and runs/ go in: the checkout, or the current folder for an installed package
+BASE_DIR = PROJECT if (PROJECT / "pyproject.toml").exists() else Path.cwd()
+DEFAULT_DATA_DIR = BASE_DIR / "data"   # $LENET5_DATA_DIR or the data_dir parameter override it
+DEFAULT_RUNS_DIR = BASE_DIR / "runs"   # $LENET5_RUNS_DIR overrides it
 NOTEBOOKS_DIR = PROJECT / "notebooks"
 
 
@@ -21,7 +22,7 @@ def show_path(path: str | Path) -> str:
     """A path as a learner should see it: relative to the project when inside it."""
     path = Path(path).resolve()
     try:
-        return str(path.relative_to(HOME))
+        return str(path.relative_to(BASE_DIR))
     except ValueError:
         return str(path)
 

@@ -20,6 +20,7 @@ only once, before any such work, so a notebook cell run twice would fail.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -117,3 +118,31 @@ def budget(torch_default: int | None = None, environ: Mapping[str, str] | None =
 def share(total: int, jobs: int) -> int:
     """Each of `jobs` processes' share of `total` threads, at least 1."""
     return max(1, total // max(1, jobs))
+
+
+@functools.cache
+def torch_default() -> int:
+    """torch's own thread count, read once, before use_cpu_threads changes it. (torch is imported
+    here, not at the top: the sweep runner uses this module without loading torch.)"""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def use_cpu_threads(processes: int = 1) -> str:
+    """Give torch only the CPU threads this run may use; return them in words.
+
+    torch starts a thread per core of the whole machine; runs that share the cores (a sweep, two
+    notebooks, a class server) then fight over them and each gets many times slower. This keeps
+    torch's count for a lone run, fewer where the process may use fewer cores or has a CPU limit;
+    LENET5_THREADS=N overrides it. `processes` started together on this machine (torchrun's ranks,
+    a benchmark's workers) each get their share. The one place a run's thread count is decided:
+    the helper's pick_device, the torchrun trainer and the benchmarks all call it.
+    """
+    import torch
+
+    n, why = budget(torch_default())
+    if processes > 1:
+        n, why = share(n, processes), f"{why}, shared by {processes} processes"
+    torch.set_num_threads(n)
+    return f"{n} CPU thread{'s' if n > 1 else ''} ({why})"

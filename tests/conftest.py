@@ -112,9 +112,11 @@ def mnist_2000() -> dict:
     return lh.mnist_tensors(train_subset=2000, validation=False)
 
 
-def run_every_cell_twice(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
+def run_every_cell_twice(name: str, out: Path, extra: list | None = None, **parameters
+                         ) -> nbformat.NotebookNode:
     """Execute notebooks/<name> with papermill and `parameters`, each code cell run twice in a row
-    (as a learner might), into `out`; return the executed notebook."""
+    (as a learner might), then the cells `extra` (an exercise's solution added at the end), into
+    `out`; return the executed notebook. One execution serves both checks."""
     nb = nbformat.read(str(NOTEBOOKS_DIR / name), as_version=4)
     cells = []
     for cell in nb.cells:
@@ -123,7 +125,7 @@ def run_every_cell_twice(name: str, out: Path, **parameters) -> nbformat.Noteboo
             again = nbformat.from_dict(dict(cell))
             again["id"] = cell["id"] + "-again"
             cells.append(again)
-    nb.cells = cells
+    nb.cells = cells + list(extra or [])
     doubled = out.with_name("doubled-" + name)
     nbformat.write(nb, str(doubled))
     runner.execute(doubled, out, parameters, cwd=NOTEBOOKS_DIR)  # where the notebook's own files are

@@ -95,7 +95,7 @@ def launch(*args, nproc: int = 2, endpoint: str | None = None, pause: str | None
              ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
               "--rdzv-id", "test"])
     program = ["-m", "lenet5_series.ddp"] if pause is None else [str(PAUSED)]
-    # one thread per process however the run is launched (lh.use_cpu_threads reads LENET5_THREADS),
+    # one thread per process however the run is launched (threads.use_cpu_threads reads LENET5_THREADS),
     # so runs launched differently can be compared bit for bit
     env = dict(os.environ, LENET5_THREADS="1", **({paused.VARIABLE: pause} if pause else {}))
     command = [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import real_mnist_ready
+from conftest import SHORT_RUN, real_mnist_ready, run_every_cell_twice
 from nbclient import NotebookClient
 
 import lenet5_helpers as lh
@@ -86,11 +87,14 @@ def errors(cells: list) -> list[str]:
 # 01
 # ------------------------------------------------------------------------------------------------
 
-def test_01_solutions_run_and_say_what_their_outputs_show(tmp_path):
+def test_01_runs_with_other_parameters_every_cell_twice_and_its_solutions_say_what_they_show(tmp_path):
     found = solutions(read("01-loading-data.ipynb"))
     assert sorted(found) == [1, 2, 3, 4]
     extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
-    nb = execute("01-loading-data.ipynb", tmp_path / "01.ipynb", extra, quick=True)
+    # one execution, two checks: other parameters with every cell run twice, then the solutions
+    nb = run_every_cell_twice("01-loading-data.ipynb", tmp_path / "01.ipynb", extra, seed=1,
+                              batch_size=64, quick=True)
+    assert not errors(nb.cells) and "images (64, 1, 32, 32)" in text(nb.cells)
     out = [text([c]) for c in nb.cells[-4:]]
     assert "most common 1  rarest 5" in out[1] and "01-2: 5 is right" in out[1]
     assert "1 (6,742 images)" in found[2]["text"] and "5 (5,421 images)" in found[2]["text"]
@@ -107,14 +111,30 @@ def test_01_solutions_run_and_say_what_their_outputs_show(tmp_path):
 # 03
 # ------------------------------------------------------------------------------------------------
 
-def test_03_code_solutions_run_and_say_what_their_outputs_show(tmp_path):
+def test_03_exercises_in_one_kernel_as_a_learner_does_them(tmp_path, monkeypatch):
+    """One execution of 03 (a short run), then the exercises in order in the same kernel: the code
+    of solutions 1, 5 and 6 added at the end; exercises 2 (the reference recipe), 3 (augmentation)
+    and 5 (batch 512) each typed into the parameters cell and run with everything below it."""
+    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
     nb = read("03-training.ipynb")
     found = solutions(nb)
     assert sorted(found) == [1, 2, 3, 4, 5, 6]
-    extra = [cell(found[1]["code"]), cell(found[5]["code"]), cell(found[6]["code"])]
-    out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, run_dir=str(tmp_path / "run"),
-                  **SHORT).cells[-3:]
-    assert not errors(out)
+    code = [cell(found[1]["code"]), cell(found[5]["code"]), cell(found[6]["code"])]
+    reference = cell("assert metrics['recipe'] == 'reference' and metrics['epochs'] == 5\n"
+                     "assert metrics['test_accuracy'] < 0.9 and metrics['val_accuracy'] < 0.9\n"
+                     "low = min(100 * h['val_accuracy'] for h in history)\n"
+                     "assert curves.axes[1].get_ylim()[0] <= low, 'the accuracy axis hides the run'")
+    # exercises on all 55,000 images are full epochs; a subset keeps the test short
+    exercises = {2: {"recipe": "reference", "epochs": 5, "train_subset": 1000},
+                 3: {"augment": True, "epochs": 2, **SHORT}, 5: {"batch_size": 512, **SHORT}}
+    reruns = {n: edited_and_rerun(nb, **values) for n, values in exercises.items()}
+    checks = {n: cell(f"assert all(metrics[k] == v for k, v in {values!r}.items() if k != 'train_subset')\n"
+                      f"assert metrics['train_size'] == {values['train_subset']}")
+              for n, values in exercises.items()}
+    extra = [*code, *reruns[2], reference, checks[2], *reruns[3], checks[3], *reruns[5], checks[5]]
+    cells = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, **SHORT).cells[-len(extra):]
+    assert not errors(cells)
+    out = cells[:3]
     assert "03-1: 2.30 is right" in text(out[:1])
     assert "108 430" in text(out[1:2]) and "03-5: 108 is right" in text(out[1:2])
     assert "108 steps instead of 430" in found[5]["text"]
@@ -123,34 +143,9 @@ def test_03_code_solutions_run_and_say_what_their_outputs_show(tmp_path):
     assert abs(float(ends["0.21"]) - 2) < 0.5 and abs(float(ends["0.22"]) - 2) > 1.5, ends
     said = flat(found[6]["text"])
     assert "descend(0.21) still settles" in said and "descend(0.22) runs away" in said
-
-
-def test_03_exercise_2_the_reference_recipe_rerun_in_the_same_kernel(tmp_path, monkeypatch):
-    monkeypatch.setenv("LENET5_RUNS_DIR", str(tmp_path / "runs"))
-    nb = read("03-training.ipynb")
-    check = cell("assert metrics['recipe'] == 'reference' and metrics['epochs'] == 5\n"
-                 "assert metrics['test_accuracy'] < 0.9 and metrics['val_accuracy'] < 0.9\n"
-                 "low = min(100 * h['val_accuracy'] for h in history)\n"
-                 "assert curves.axes[1].get_ylim()[0] <= low, 'the accuracy axis hides the run'\n"
-                 "print('val', metrics['val_accuracy'], 'test', metrics['test_accuracy'])")
-    # the exercise on all 55,000 images is 5 full epochs; a subset keeps the test short
-    extra = edited_and_rerun(nb, recipe="reference", epochs=5, train_subset=1000) + [check]
-    out = execute("03-training.ipynb", tmp_path / "03.ipynb", extra, **SHORT).cells
-    again = out[-len(extra):]
-    assert not errors(again)
-    assert "a shorter or different run than the full default recipe" in text(again)
-    assert "far below the default recipe's" in solutions(nb)[2]["text"]
-
-
-def test_03_exercises_3_and_5_augment_and_batch_512_run_end_to_end(tmp_path):
-    for name, values in (("augment", {"augment": True, "epochs": 2}), ("batch", {"batch_size": 512})):
-        run_dir = tmp_path / name
-        nb = runner.execute(NOTEBOOKS / "03-training.ipynb", tmp_path / f"{name}.ipynb",
-                            {**SHORT, **values, "run_dir": str(run_dir)})
-        nb = nbformat.read(str(tmp_path / f"{name}.ipynb"), as_version=4)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert all(metrics[k] == v for k, v in values.items())
-        assert "a shorter or different run than the full default recipe" in text(nb.cells)
+    # each rerun says it is not the full default run, and the solution of 2 what the run shows
+    assert text(cells[3:]).count("a shorter or different run than the full default recipe") >= 3
+    assert "far below the default recipe's" in found[2]["text"]
 
 
 INTERRUPT = """
@@ -206,11 +201,19 @@ def test_03_exercise_4_interrupt_then_resume_as_written(tmp_path, monkeypatch):
 # short_run: notebook 03's short run, trained once per session (tests/conftest.py)
 
 
-def test_04_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
+def test_04_plots_a_given_run_every_cell_twice_and_its_solutions_say_what_they_show(short_run, tmp_path):
     found = solutions(read("04-results.ipynb"))
     assert sorted(found) == [1, 2, 3, 4, 5, 6, 7]
     extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 7)]
-    nb = execute("04-results.ipynb", tmp_path / "04.ipynb", extra, run_dir=str(short_run))
+    shutil.rmtree(short_run / "figures", ignore_errors=True)  # drawn by this execution, not another
+    # one execution, two checks: a given run in quick mode with every cell run twice, then the solutions
+    nb = run_every_cell_twice("04-results.ipynb", tmp_path / "04.ipynb", extra, run_dir=str(short_run),
+                              quick=True)
+    assert not errors(nb.cells)
+    said = text(nb.cells)  # the short run is shorter than quick mode: the MLP gets the run's own
+    assert f"MLP: default recipe, {SHORT_RUN['epochs']} epochs, 2,000 training images, seed 1" in said
+    assert "shift (pixels)" in said
+    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == lh.FIGURES
     out, diagonal = nb.cells[-5:-1], text(nb.cells[-1:])
     assert not errors(out) and not errors(nb.cells[-1:])
     rows = {}
@@ -282,20 +285,25 @@ def rerun_all(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 # 02
 # ------------------------------------------------------------------------------------------------
 
-def test_02_solutions_run_and_say_what_their_outputs_show(tmp_path):
+def test_02_runs_with_other_parameters_every_cell_twice_and_its_solutions_say_what_they_show(tmp_path):
     nb = read("02-building-lenet5.ipynb")
     found = solutions(nb)
     assert sorted(found) == [1, 2, 3, 4, 5]
     extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 5)]
     again = rerun_all(nb)
-    out_nb = execute("02-building-lenet5.ipynb", tmp_path / "02.ipynb", extra + again)
+    # one execution, two checks: other parameters with every cell run twice, then the solutions
+    # (and every cell once more after them: a solution must not change a name an earlier cell needs)
+    out_nb = run_every_cell_twice("02-building-lenet5.ipynb", tmp_path / "02.ipynb", extra + again,
+                                  seed=1, batch_size=16)
+    assert not errors(out_nb.cells)
+    assert "batch (16, 1, 32, 32)" in text(out_nb.cells)
+    assert "expects a batch of shape (N, 1, 32, 32)" in text(out_nb.cells)
     cells = out_nb.cells[-len(extra + again):]
-    assert not errors(cells)
     out = [text([c]) for c in cells[:5]]
     words = {n: flat(found[n]["text"]) for n in found}
     assert "conv1 with padding=2 on 28x28: 28" in out[0] and "02-1: 28 is right" in out[0]
-    assert "a 28x28 batch through padded: (128, 10)" in out[0]
-    assert "(128x480 and 120x84)" in out[0] and "480 numbers instead of 120" in words[1]
+    assert "a 28x28 batch through padded: (16, 10)" in out[0]  # batch_size=16
+    assert "(16x480 and 120x84)" in out[0] and "480 numbers instead of 120" in words[1]
     assert "parameters 1,216" in out[1] and "02-2: 1216 is right" in out[1] and "1,216" in words[2]
     assert "parameters with AvgPool2d: 61,706" in out[2] and "subsampling layers would add 44" in out[2]
     assert "61,706" in words[3] and "44 parameters more" in words[3]
@@ -338,15 +346,26 @@ def test_05_solutions_run_and_say_what_their_outputs_show(tmp_path):
 # 06
 # ------------------------------------------------------------------------------------------------
 
-def test_06_solutions_run_and_say_what_their_outputs_show(short_run, tmp_path):
+def test_06_reads_drawn_digits_every_cell_twice_and_its_solutions_say_what_they_show(short_run, tmp_path):
     nb = read("06-draw-a-digit.ipynb")
     found = solutions(nb)
     assert sorted(found) == [1, 2, 3, 4, 5]
     extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4, 5)]
     again = rerun_all(nb)
-    out_nb = execute("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", extra + again, run_dir=str(short_run))
+    # one execution, two checks: every cell run twice with a given run, then the solutions
+    out_nb = run_every_cell_twice("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", extra + again,
+                                  run_dir=str(short_run))
+    assert not errors(out_nb.cells)
+    said = text(out_nb.cells)
+    assert "read correctly:" in said and "There is no finished training run" not in said
+    # the canvas: a live widget, stored with a picture for viewers without a kernel
+    canvas_source = nb.cells[-2].source
+    shown = [c for c in out_nb.cells if c.cell_type == "code" and c.source == canvas_source]
+    assert len(shown) == 3  # twice in a row, once more after the solutions
+    for c in shown:
+        (canvas,) = c.outputs
+        assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(canvas["data"])
     cells = out_nb.cells[-len(extra + again):]
-    assert not errors(cells)
     out = [text([c]) for c in cells[:5]]
     assert "06-1: 4 is right" in out[0]
     box = re.search(r"bounding box \((\d+), (\d+)\), scaled by [\d.]+ to \((\d+), (\d+)\)", out[0])

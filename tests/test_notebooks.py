@@ -1,21 +1,21 @@
 """The notebooks under papermill with non-default parameters, the whole series, sweeps.
 
 Each execution serves every check it can: a notebook run with other parameters also runs each cell
-twice in a row (as a learner might), and notebook 03's short run (conftest.short_run, once per
-session) is what 04 and 06 read. (nbval, configured in pyproject.toml, separately re-executes the
-stored notebooks and compares their outputs.)
+twice in a row (as a learner might) and then its exercises' solutions (tests/test_exercises.py holds
+those of 01, 02, 04 and 06), and notebook 03's short run (conftest.short_run, once per session) is
+what 04 and 06 read. (nbval, configured in pyproject.toml, separately re-executes the stored
+notebooks and compares their outputs.)
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import nbformat
 import papermill
 import pytest
-from conftest import SHORT_RUN, real_mnist_ready, run_every_cell_twice
+from conftest import SHORT_RUN, real_mnist_ready
 
 import lenet5_helpers as lh
 from lenet5_series import runner
@@ -43,18 +43,8 @@ def errors(nb: nbformat.NotebookNode) -> list[str]:
             if o["output_type"] == "error"]
 
 
-def test_01_runs_with_other_parameters_every_cell_twice(tmp_path):
-    nb = run_every_cell_twice("01-loading-data.ipynb", tmp_path / "01.ipynb", seed=1, batch_size=64,
-                              quick=True)
-    assert not errors(nb)
-    assert "images (64, 1, 32, 32)" in text_of(nb)
 
 
-def test_02_runs_with_other_parameters_every_cell_twice(tmp_path):
-    nb = run_every_cell_twice("02-building-lenet5.ipynb", tmp_path / "02.ipynb", seed=1, batch_size=16)
-    assert not errors(nb)
-    text = text_of(nb)
-    assert "batch (16, 1, 32, 32)" in text and "expects a batch of shape (N, 1, 32, 32)" in text
 
 
 def test_03_trains_a_short_run_into_the_given_folder_every_cell_twice(short_run):
@@ -67,14 +57,6 @@ def test_03_trains_a_short_run_into_the_given_folder_every_cell_twice(short_run)
     assert len(lh.read_history(short_run)) == SHORT_RUN["epochs"]
 
 
-def test_04_plots_a_given_run_in_quick_mode_every_cell_twice(short_run, tmp_path):
-    shutil.rmtree(short_run / "figures", ignore_errors=True)  # drawn by this execution, not another
-    nb = run_every_cell_twice("04-results.ipynb", tmp_path / "04.ipynb", run_dir=str(short_run), quick=True)
-    assert not errors(nb)
-    text = text_of(nb)  # the short run is shorter than quick mode: the MLP gets the run's own
-    assert f"MLP: default recipe, {SHORT_RUN['epochs']} epochs, 2,000 training images, seed 1" in text
-    assert "shift (pixels)" in text
-    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
 
 
 def test_04_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):
@@ -125,17 +107,6 @@ def test_a_sweep_runs_the_reference_recipe_and_records_a_refused_old_name(tmp_pa
     assert (tmp_path / "sweep.png").exists()
 
 
-def test_06_reads_the_digits_drawn_by_code_with_a_given_run_every_cell_twice(short_run, tmp_path):
-    nb = run_every_cell_twice("06-draw-a-digit.ipynb", tmp_path / "06.ipynb", run_dir=str(short_run))
-    assert not errors(nb)
-    assert "read correctly:" in text_of(nb) and "There is no finished training run" not in text_of(nb)
-    # the canvas: a live widget, stored with a picture for viewers without a kernel
-    canvas_source = nbformat.read(str(NOTEBOOKS / "06-draw-a-digit.ipynb"), as_version=4).cells[-2].source
-    shown = [c for c in nb.cells if c.cell_type == "code" and c.source == canvas_source]
-    assert len(shown) == 2
-    for cell in shown:
-        (canvas,) = cell.outputs
-        assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(canvas["data"])
 
 
 def test_06_with_no_run_says_so_and_trains_a_short_one(tmp_path, monkeypatch):

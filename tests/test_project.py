@@ -17,6 +17,7 @@ import zipfile
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
+import nbformat
 import pytest
 from packaging.specifiers import SpecifierSet
 
@@ -112,10 +113,34 @@ def test_imports_run_one_way_runner_then_helpers_then_infrastructure():
     assert not modules & {"pickle", "zipfile", "subprocess", "papermill", "argparse"}, modules
 
 
-def test_every_public_helper_names_the_notebook_that_teaches_it():
+def headings(path: Path) -> set[str]:
+    """The headings of a notebook's Markdown cells, without their #, number ("4. ") or backticks."""
+    found = set()
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if re.match(r"#{1,4} ", line):
+                    found.add(re.sub(r"^\d+\. ", "", line.lstrip("#").strip()).replace("`", ""))
+    return found
+
+
+TAUGHT = re.compile(r'notebook (\d\d), "([^"]+)"')
+
+
+def test_every_public_helper_names_the_notebook_and_section_that_teach_it():
+    """A learner reading lenet5_helpers.py finds, for each function, the notebook section where it is
+    written out or its idea taught: `notebook 03, "Heading"`, a heading that exists in that notebook."""
+    notebooks = {p.name[:2]: p for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")}
     for name, obj in vars(lh).items():
-        if not name.startswith("_") and callable(obj) and getattr(obj, "__module__", "") == lh.__name__:
-            assert re.search(r"\b0[1-9]\b|notebook", obj.__doc__ or ""), f"{name}: which notebook teaches it?"
+        if name.startswith("_") or not callable(obj) or getattr(obj, "__module__", "") != lh.__name__:
+            continue
+        doc = " ".join((obj.__doc__ or "").split())
+        places = TAUGHT.findall(doc)
+        assert places, f'{name}: its docstring should name where it is taught: notebook NN, "Heading"'
+        for number, heading in places:
+            assert number in notebooks, f"{name}: there is no notebook {number}"
+            known = headings(notebooks[number])
+            assert heading.replace("`", "") in known, f"{name}: notebook {number} has no heading {heading!r}"
 
 
 SCRIPTS = sorted(p.relative_to(ROOT).as_posix() for folder in ("benchmarks", "tools", "lenet5_series")

@@ -103,17 +103,17 @@ def test_the_helper_sets_torch_and_prints_the_threads_with_the_device(machine, m
     assert capsys.readouterr().out == "device='cpu'; 1 CPU thread (LENET5_THREADS=1)\n"
     monkeypatch.delenv("LENET5_THREADS")
     lh.pick_device("auto")
-    expected = min(lh.TORCH_THREADS, 4)
+    expected = min(threads.torch_default(), 4)
     assert torch.get_num_threads() == expected
     assert f"picked {lh.available_devices()[0]}" in capsys.readouterr().out
-    assert lh.use_cpu_threads().startswith(f"{expected} CPU thread")
+    assert threads.use_cpu_threads().startswith(f"{expected} CPU thread")
 
 
 def test_processes_started_together_each_get_their_share(machine, monkeypatch, torch_threads):
-    """torchrun's ranks and a benchmark's workers: lh.use_cpu_threads(processes=k), the one place
+    """torchrun's ranks and a benchmark's workers: threads.use_cpu_threads(processes=k), the one place
     that sets the count, gives each its share of this machine's budget."""
-    monkeypatch.setattr(lh, "TORCH_THREADS", 8)  # torch's own count on a bigger machine
-    assert lh.use_cpu_threads(processes=2) == ("2 CPU threads (this process may use 4 cores, shared "
+    monkeypatch.setattr(threads, "torch_default", lambda: 8)  # torch's own count on a bigger machine
+    assert threads.use_cpu_threads(processes=2) == ("2 CPU threads (this process may use 4 cores, shared "
                                                "by 2 processes)") and torch.get_num_threads() == 2
     assert lh.pick_device("cpu", verbose=False, processes=8).type == "cpu"
     assert torch.get_num_threads() == 1  # at least one each

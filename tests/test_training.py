@@ -235,8 +235,8 @@ def test_random_distort_elastic_bends_smoothly_by_about_its_size_and_is_off_by_d
 def test_recipes_and_overrides():
     reference = lh.resolve_recipe("reference")
     assert (reference["lr"], reference["momentum"], reference["epochs"]) == (1e-3, 0, 500)
-    cfg = lh.resolve_recipe("default", epochs=3, batch_size=64, lr=0.05)
-    assert (cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["nesterov"]) == (3, 64, 0.05, True)
+    settings = lh.resolve_recipe("default", epochs=3, batch_size=64, lr=0.05)
+    assert [settings[k] for k in ("epochs", "batch_size", "lr", "nesterov")] == [3, 64, 0.05, True]
     with pytest.raises(ValueError, match="recipe='fast'"):
         lh.resolve_recipe("fast")
     with pytest.raises(ValueError, match="now called 'reference'"):

@@ -62,8 +62,8 @@ def test_history_records_the_momentum_the_optimizer_used(tmp_path):
 
 @pytest.mark.parametrize("cycle, low, high", [(True, 0.85, 0.95), (False, 0.9, 0.9)])
 def test_cycle_momentum_decides_whether_the_momentum_moves(cycle, low, high):
-    cfg = dict(lh.resolve_recipe("default", epochs=2), cycle_momentum=cycle)
-    schedule = lh.schedule_per_step(cfg, steps=50)
+    settings = dict(lh.resolve_recipe("default", epochs=2), cycle_momentum=cycle)
+    schedule = lh.schedule_per_step(settings, steps=50)
     assert len(schedule["lr"]) == len(schedule["momentum"]) == 100
     assert min(schedule["momentum"]) == pytest.approx(low, abs=1e-3)
     assert max(schedule["momentum"]) == pytest.approx(high, abs=1e-3)
