@@ -13,6 +13,7 @@ PY_HELP = this project needs Python $(lastword $(PY_VERSIONS)) to $(firstword $(
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+GRADING_STAMP := $(VENV)/.grading-stamp
 SERIES := $(PY) -m lenet5_series
 # The light install (Linux): PyTorch's CPU-only wheels at the same pinned versions, without the GBs
 # of CUDA libraries. Opt-in only: CPU=1 asks for it; unset (or CPU=0), the default install. It is never
@@ -32,7 +33,7 @@ TORCH_CPU = $(PY) -m pip install --quiet --retries 1 --timeout 20 --index-url $(
 # spaces before a comment at the end of the line would be part of the value, and turn every flag on.)
 on      = $(filter 1 yes true True,$(1))
 
-.PHONY: help setup torch-cpu data run test unit lint notebooks bench sweep site handout chromium clean
+.PHONY: help setup torch-cpu data run test unit lint notebooks bench sweep site handout grading assignments chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,7 +57,7 @@ data: setup  ## make the four MNIST files exist, verified, in data/ (or $LENET5_
 run: data  ## run the series into runs/<time>/ (QUICK=1, HTML=1, PARAMS="-p epochs 3")
 	$(SERIES) run $(if $(call on,$(QUICK)),--quick) $(if $(call on,$(HTML)),--html) $(PARAMS)
 
-test: lint data chromium  ## lint, then unit tests, papermill runs, browser tests and nbval over the stored notebooks
+test: lint data chromium grading  ## lint, then unit tests, papermill runs, browser tests and nbval over the stored notebooks
 	$(PY) -m pytest
 
 unit: setup  ## the fast tests only: no real MNIST, no training runs (about a minute)
@@ -79,6 +80,19 @@ site: setup  ## build the website of the stored notebooks into build/site/ (noth
 
 handout: setup  ## notebooks without outputs or solutions into build/handout/, solutions.md for the teacher
 	$(PY) -m lenet5_series.publish handout
+
+# nbgrader, the optional extra `grading` of pyproject.toml: for teachers, and for make test (its
+# test builds and grades the assignments). A failed install stops make; so does an nbgrader that
+# does not import after it.
+$(GRADING_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[grading]"
+	$(PY) -c "import nbgrader.apps"
+	touch $(GRADING_STAMP)
+
+grading: $(GRADING_STAMP)  ## install the grading tool (nbgrader, the optional extra `grading`) into .venv
+
+assignments: grading  ## graded assignments for nbgrader (one per notebook) into build/assignments/ (OUT=folder)
+	$(PY) -m lenet5_series.publish assignments $(if $(OUT),--out $(OUT))
 
 # The browser tests drive Debian's chromium (a browser download at install time is not possible).
 chromium:  ## install Chromium for the browser tests if it is missing (apt-get, as root)

@@ -156,14 +156,18 @@ def write_handout(out: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lenet5_series.publish site | handout [--out FOLDER]` (make site, make handout)."""
+    """`python -m lenet5_series.publish site | handout | assignments [--out FOLDER]` (make site,
+    make handout, make assignments)."""
     import argparse
 
+    from lenet5_series.grading import build_assignments  # needs nbgrader only when it runs
+
     parser = argparse.ArgumentParser(prog="python -m lenet5_series.publish", description=main.__doc__)
-    parser.add_argument("what", choices=["site", "handout"])
+    parser.add_argument("what", choices=["site", "handout", "assignments"])
     parser.add_argument("--out", type=Path, default=None, help="the folder (default: build/...)")
     args = parser.parse_args(argv)
-    (build_site if args.what == "site" else write_handout)(args.out)
+    build = {"site": build_site, "handout": write_handout, "assignments": build_assignments}
+    build[args.what](args.out)
     return 0
 
 
