@@ -4,6 +4,8 @@ Infrastructure, not part of the lessons. Both read the notebooks as stored in no
 their outputs, and execute nothing.
 
 - site: Sphinx + MyST-NB (settings in website/conf.py) build a static website into build/site/.
+  Its start page offers the whole series as one download (ARCHIVE): a notebook alone cannot run
+  without the helper module and the package beside it.
 - handout: the notebooks without outputs and without the folded solutions into build/handout/,
   and the exercises with their solutions into build/handout/solutions.md, for the teacher.
 """
@@ -13,7 +15,9 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -29,6 +33,10 @@ NBVAL_COMMENT = re.compile(r"^# NBVAL_\w+[^\n]*\n(# \(.*\)\n)?", re.M)
 DETAILS = re.compile(r"\n*<details>.*?</details>[ \t]*", re.S)
 SUMMARY = re.compile(r"<summary>.*?</summary>", re.S)
 IN_PAGE_LINK = re.compile(r"\[([^\]]+)\]\(#[^)]+\)")
+# The whole series as one download: what a clone holds, without what set-up and runs make
+ARCHIVE = "lenet5-series.zip"
+LEFT_OUT = {".git", ".venv", "data", "runs", "build", "__pycache__", ".pytest_cache", ".ruff_cache",
+            ".ipynb_checkpoints"}
 
 
 def notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -53,16 +61,45 @@ def without_test_machinery(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 # --------------------------------------------------------------------------------------------
+# The whole series as one download
+# --------------------------------------------------------------------------------------------
+
+def series_files(root: Path = ROOT) -> list[Path]:
+    """The files of the series, relative to `root`: git's tracked files (a clone's), or, outside a
+    git checkout, every file; never those under LEFT_OUT (data, runs, .venv, build, caches)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True,
+                                text=True, check=True).stdout
+        files = [Path(name) for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout (an unzipped copy)
+        files = [path.relative_to(root) for path in root.rglob("*")]
+    return sorted(f for f in files if (root / f).is_file() and not LEFT_OUT & set(f.parts)
+                  and not any(part.endswith(".egg-info") for part in f.parts))
+
+
+def write_series_archive(path: Path, root: Path = ROOT) -> Path:
+    """Zip the series into `path`, in a folder lenet5-series/: unzip it, then the README's commands
+    (make run, make setup) work in that folder as in a clone."""
+    top = Path(ARCHIVE).stem
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in series_files(root):
+            archive.write(root / name, f"{top}/{name.as_posix()}")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
 # The website
 # --------------------------------------------------------------------------------------------
 
 def stage_site(staging: Path) -> Path:
     """Lay out the website's sources: index.md, README.md (included by it), notebooks/*.ipynb, the
-    other pages of website/ (*.md) and their figures."""
+    other pages of website/ (*.md) and their figures, and the whole series (ARCHIVE), which the
+    start page offers as a download."""
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "notebooks").mkdir(parents=True)
     shutil.copy(WEBSITE_DIR / "index.md", staging / "index.md")
+    write_series_archive(staging / ARCHIVE)
     # the pages are written to be read on GitHub too, where notebooks are at ../notebooks/
     for page in sorted(WEBSITE_DIR.glob("*.md")):
         if page.name != "index.md":

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import sysconfig
+import zipfile
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from lenet5_series import publish
 
@@ -111,3 +117,72 @@ def test_a_stored_widget_output_keeps_only_its_picture(tmp_path):
     runner.clean_stored(path)
     (with_picture,) = nbformat.read(str(path), as_version=4).cells[0].outputs  # a bare widget goes
     assert set(with_picture.data) == {"image/png", "text/plain"}  # what a reader without a kernel sees
+
+
+# --------------------------------------------------------------------------------------------
+# A notebook that travels alone, and the whole series as one download
+# --------------------------------------------------------------------------------------------
+
+def test_the_series_archive_holds_a_clone_and_its_commands_work_there(tmp_path):
+    archive = publish.write_series_archive(tmp_path / publish.ARCHIVE)
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        zipped.extractall(tmp_path / "unzipped")
+    top = "lenet5-series/"
+    expected = {"Makefile", "pyproject.toml", "README.md", "lenet5_helpers.py", "lenet5_series/__init__.py",
+                "lenet5_series/mnist.py", *(f"notebooks/{p.name}" for p in NOTEBOOKS)}
+    assert {top + name for name in expected} <= names
+    assert all(name.startswith(top) for name in names)
+    left_out = ("data/", "runs/", ".venv/", "build/", ".git/", "__pycache__/", ".egg-info/")
+    assert not [n for n in names if any(part in n for part in left_out)]
+    folder = tmp_path / "unzipped" / "lenet5-series"
+    dry_run = subprocess.run(["make", "-n", "run"], cwd=folder, capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "pip install --quiet -e ." in dry_run.stdout and "-m lenet5_series run" in dry_run.stdout
+
+
+def test_the_start_page_offers_the_whole_series(tmp_path):
+    staging = publish.stage_site(tmp_path / "sources")
+    assert zipfile.is_zipfile(staging / publish.ARCHIVE)
+    assert f"{{download}}`{publish.ARCHIVE} <{publish.ARCHIVE}>`" in (staging / "index.md").read_text()
+
+
+def kernel_without_the_series(folder):
+    """A kernel spec for this Python without its site-packages set-up (-S): the installed packages
+    (torch, ipykernel) import, the series (installed in editable mode, through a .pth file) does not."""
+    packages = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    start = (f"import sys; sys.path.extend({packages!r}); "
+             "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+    spec = folder / "kernels" / "no-series"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-S", "-c", start, "-f", "{connection_file}"],
+        "display_name": "Python without the series", "language": "python"}))
+    return folder
+
+
+def test_a_downloaded_notebook_in_an_empty_folder_says_what_it_needs(tmp_path, monkeypatch):
+    """Each notebook as the website serves it, in an empty folder with a fresh kernel that cannot
+    import the series: its import cell stops with one message naming the helper, the download and
+    the set-up command (all seven notebooks in one kernel, to keep it short)."""
+    staged = publish.stage_site(tmp_path / "sources") / "notebooks"
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_without_the_series(tmp_path / "jupyter")))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    cells = []
+    for path in NOTEBOOKS:
+        served = nbformat.read(str(staged / path.name), as_version=4)
+        code = [c for c in served.cells if c.cell_type == "code"]
+        assert "import lenet5_helpers as lh" in code[1].source  # the parameters cell, then the imports
+        cells += [nbformat.v4.new_code_cell(code[0].source), nbformat.v4.new_code_cell(code[1].source)]
+    empty = tmp_path / "downloads"
+    empty.mkdir()
+    nb = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(nb, timeout=120, kernel_name="no-series", allow_errors=True,
+                   resources={"metadata": {"path": str(empty)}}).execute()
+    errors = [o for c in nb.cells[1::2] for o in c.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["ModuleNotFoundError"] * len(NOTEBOOKS)
+    assert len({e.evalue for e in errors}) == 1  # one message, the same in every notebook
+    message = errors[0].evalue
+    assert all(words in message for words in ("lenet5_helpers.py", publish.ARCHIVE, "make setup", "README"))
+    assert not [c for c in nb.cells[0::2] for o in c.outputs if o.output_type == "error"]
+    assert sorted(p.name for p in empty.iterdir()) == []  # nothing was fetched or written there
