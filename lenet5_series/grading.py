@@ -177,8 +177,7 @@ def config_text() -> str:
     """nbgrader_config.py for the course folder: what `nbgrader ...` run in that folder reads."""
     return ("# nbgrader's settings for this course folder (written by make assignments)\n"
             "c = get_config()  # noqa: F821\n"
-            f"c.Execute.timeout = {EXECUTE_TIMEOUT}\n"
-            "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '*.pyc', '__pycache__', 'feedback']\n")
+            f"c.Execute.timeout = {EXECUTE_TIMEOUT}\n")
 
 
 def nbgrader_api(course: Path):
