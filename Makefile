@@ -29,6 +29,10 @@ TORCH_CPU = $(PY) -m pip install --quiet --retries 1 --timeout 20 --index-url $(
   if $(PY) -c 'import importlib.metadata as m, sys; sys.exit(not m.version("torch").endswith("+cpu"))' \
   2>/dev/null; then echo "make setup: the light install: CPU-only torch from $(TORCH_CPU_INDEX) (without CPU=1: the default)"; \
   else echo "make setup: $(TORCH_CPU_INDEX) could not be reached (see $(VENV)/torch-cpu.log); installing the default torch, with CUDA"; fi
+# make test shares the test files out over this many processes (pytest-xdist; each notebook and each
+# test file stays whole in one process, in order); each process gets its share of the CPU threads
+# (tests/conftest.py). TEST_JOBS=1 runs them one after another.
+TEST_JOBS ?= 2
 # QUICK=1 / HTML=1 mean on; unset, 0 or anything else off. (The comment stays on its own line: the
 # spaces before a comment at the end of the line would be part of the value, and turn every flag on.)
 on      = $(filter 1 yes true True,$(1))
@@ -58,7 +62,7 @@ run: data  ## run the series into runs/<time>/ (QUICK=1, HTML=1, PARAMS="-p epoc
 	$(SERIES) run $(if $(call on,$(QUICK)),--quick) $(if $(call on,$(HTML)),--html) $(PARAMS)
 
 test: lint data chromium grading  ## lint, then unit tests, papermill runs, browser tests and nbval over the stored notebooks
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadscope
 
 unit: setup  ## the fast tests only: no real MNIST, no training runs (about a minute)
 	$(PY) -m pytest tests -m "not slow"

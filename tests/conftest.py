@@ -6,10 +6,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import sys
 import zipfile
 from pathlib import Path
+
+# make test runs the test files in processes side by side (pytest-xdist). Each of them, and every
+# kernel or torchrun it starts, takes only its share of the cores: torch threads that wait on each
+# other spin, so processes that each take every core run many times slower. Set before torch loads.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    SHARE = str(max(1, CORES // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("OMP_NUM_THREADS", SHARE)
+    os.environ.setdefault("LENET5_THREADS", SHARE)
 
 import nbformat
 import numpy as np
