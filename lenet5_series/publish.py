@@ -64,14 +64,24 @@ def without_test_machinery(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 # The whole series as one download
 # --------------------------------------------------------------------------------------------
 
-def series_files(root: Path = ROOT) -> list[Path]:
-    """The files of the series, relative to `root`: git's tracked files (a clone's), or, outside a
-    git checkout, every file; never those under LEFT_OUT (data, runs, .venv, build, caches)."""
+def tracked_files(root: Path) -> list[Path] | None:
+    """git's tracked files under `root` (what a clone holds), or None where `root` is not a git
+    checkout (an unzipped copy) or git is missing."""
+    if not (root / ".git").exists():
+        return None
     try:
         listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True,
                                 text=True, check=True).stdout
-        files = [Path(name) for name in listed.split("\0") if name]
-    except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout (an unzipped copy)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [Path(name) for name in listed.split("\0") if name]
+
+
+def series_files(root: Path = ROOT) -> list[Path]:
+    """The files of the series, relative to `root`: git's tracked files, or, outside a git
+    checkout, every file; never those under LEFT_OUT (data, runs, .venv, build, caches)."""
+    files = tracked_files(root)
+    if files is None:
         files = [path.relative_to(root) for path in root.rglob("*")]
     return sorted(f for f in files if (root / f).is_file() and not LEFT_OUT & set(f.parts)
                   and not any(part.endswith(".egg-info") for part in f.parts))

@@ -141,6 +141,15 @@ def test_the_series_archive_holds_a_clone_and_its_commands_work_there(tmp_path):
     assert "pip install --quiet -e ." in dry_run.stdout and "-m lenet5_series run" in dry_run.stdout
 
 
+def test_an_unzipped_copy_without_git_leaves_out_data_runs_and_the_environment(tmp_path):
+    for name in ("Makefile", "notebooks/01-x.ipynb", "data/MNIST/raw/train-images-idx3-ubyte",
+                 "runs/20260101-000000/metrics.json", ".venv/bin/python", "build/site/index.html",
+                 "lenet5_tutorial.egg-info/PKG-INFO", "lenet5_series/__pycache__/x.pyc"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    assert [str(p) for p in publish.series_files(tmp_path)] == ["Makefile", "notebooks/01-x.ipynb"]
+
+
 def test_the_start_page_offers_the_whole_series(tmp_path):
     staging = publish.stage_site(tmp_path / "sources")
     assert zipfile.is_zipfile(staging / publish.ARCHIVE)
