@@ -162,7 +162,7 @@ def check_input_shape(x: torch.Tensor) -> None:
 
     Notebook 02 shows the error a 28x28 digit would otherwise cause.
 
-    Taught in notebook 02, "The most common LeNet mistake: 28×28 images".
+    Taught in notebook 02, "What a 28×28 digit does to LeNet-5".
     """
     if x.dim() == 4 and tuple(x.shape[1:]) == (1, 32, 32):
         return
@@ -250,8 +250,7 @@ def draw_network(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 32, 32)
     drift from the code. Maps are drawn as stacks of squares sized by their height and width,
     vectors as bars; between them, each layer's name, kind and parameter count.
 
-    Taught in notebook 02, "The network we are going to build";
-    notebook 02, "The picture, from the class we wrote".
+    Taught in notebook 02, "The network we are going to build".
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle

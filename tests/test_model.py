@@ -123,3 +123,28 @@ def test_predict_tta_averages_the_probabilities_of_the_digit_and_its_four_one_pi
     assert torch.allclose(probabilities[0, 1], (4 * 0.5 + seen) / 5)  # four ties and the one that saw it
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(1))
     assert torch.allclose(lh.predict_tta(model, image, shifts=((0, 0),)), plain)  # one view: no change
+
+
+def test_notebook_02s_class_is_the_helpers_lenet5():
+    """Notebook 02 writes the class out and says lh.LeNet5 is this very class plus an input check:
+    the same layer names, the same weights from the same seed, the same outputs."""
+    import nbformat
+    from torch import nn
+    from torch.nn import functional as F
+
+    from lenet5_series.paths import NOTEBOOKS_DIR
+
+    nb = nbformat.read(str(NOTEBOOKS_DIR / "02-building-lenet5.ipynb"), as_version=4)
+    (source,) = [c.source for c in nb.cells
+                 if c.cell_type == "code" and "class LeNet5(nn.Module)" in c.source]
+    namespace = {"nn": nn, "F": F, "torch": torch}
+    exec(source[:source.index("\ntorch.manual_seed")], namespace)  # the class, not the cell's run
+    torch.manual_seed(0)
+    ours = namespace["LeNet5"]()
+    torch.manual_seed(0)
+    helper = lh.LeNet5()
+    assert list(ours.state_dict()) == list(helper.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), helper.state_dict().values(),
+                                                 strict=True))
+    x = torch.randn(4, 1, 32, 32)
+    assert torch.equal(ours(x), helper(x))

@@ -49,6 +49,37 @@ def ladder() -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------------
+# Notebooks 01 and 02: what their text says of their stored outputs
+# ------------------------------------------------------------------------------------------------
+
+def test_01_stored_outputs_back_the_lesson_text():
+    labels = output(cell_with("01-loading-data.ipynb", "train_raw = torchvision.datasets.MNIST"))
+    assert "first ten labels: [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]" in labels  # MNIST's own order
+    shares = [float(v) for v in re.findall(r"^ +\d +\d+ +\d+ +([\d.]+)$",
+                                           output(cell_with("01-loading-data.ipynb", "% of train")), re.M)]
+    text = markdown_with("01-loading-data.ipynb", "close to balanced")
+    assert len(shares) == 10 and "all between 9 % and 12 %" in text and 9 <= min(shares) and max(shares) < 12
+    normalized = output(cell_with("01-loading-data.ipynb", "normalized.mean()"))
+    mean = float(re.search(r"mean (-[\d.]+)", normalized)[1])
+    assert mean < -0.5, "the mean of an image is well below zero"
+    batches = output(cell_with("01-loading-data.ipynb", "loader = DataLoader(train_set"))
+    assert "60,000 images / 128 = 468.75: 469 batches, the last one of 96 images" in batches
+    assert "the loader makes 469 batches" in markdown_with("01-loading-data.ipynb", "(an *epoch*)")
+
+
+def test_02_stored_untrained_network_is_at_chance_and_answers_mostly_one_digit():
+    table = output(cell_with("02-building-lenet5.ipynb", "answers = torch.cat("))
+    right = int(re.search(r"untrained: ([\d,]+) of 10,000", table)[1].replace(",", ""))
+    assert 200 < right < 2_500, "an untrained network is near chance (10 %)"
+    times = {int(d): int(t.replace(",", "")) for d, t in re.findall(r"^ +(\d) +([\d,]+)$", table, re.M)}
+    assert sorted(times) == list(range(10)) and sum(times.values()) == 10_000
+    text = markdown_with("02-building-lenet5.ipynb", "Right about one time in ten")
+    most = max(times, key=times.get)
+    assert f"(here the score of {most})" in text and times[most] > 9_000, (most, times)
+    assert 0.05 < right / 10_000 < 0.15, "right about one time in ten"
+
+
+# ------------------------------------------------------------------------------------------------
 # The stored run of notebook 03: its settings and its result
 # ------------------------------------------------------------------------------------------------
 
@@ -72,6 +103,49 @@ def test_03_stored_outputs_back_the_lesson_text():
     loop = cell_with("03-training.ipynb", "loop_lr, loop_batch").source
     loop_lr = float(re.search(r"loop_lr, loop_batch, part = ([\d.]+)", loop)[1])
     assert "fifty times smaller" in text and round(loop_lr / lh.RECIPES["reference"]["lr"]) == 50
+    # "It stays near ln 10 ≈ 2.3 up to batch N ... then falls fast"
+    plateau = int(re.search(r"stays near ln 10 ≈ 2\.3 up to batch (\d+)",
+                            markdown_with("03-training.ipynb", "Each printed loss is that one batch's"))[1])
+    batches = dict((int(b), float(v)) for b, v in re.findall(r"batch +(\d+): loss ([\d.]+)", output(
+        cell_with("03-training.ipynb", "weight.add_(weight.grad"))))
+    assert plateau in batches and all(abs(v - 2.3) < 0.15 for b, v in batches.items() if b <= plateau)
+    assert all(v < 1.5 for b, v in batches.items() if b > plateau), batches
+    # "LeNet-5 has N weights (the cell after next counts them)"; "a weight and a bias for each of 5 layers"
+    nb = "03-training.ipynb"
+    said = re.search(r"LeNet-5 has ([\d,]+) weights", markdown_with(nb, "trained by a loop you write"))[1]
+    counted = output(cell_with(nb, "with_sgd = lh.initialise("))
+    assert "10 weight tensors (a weight and a bias for each of the 5 layers" in counted
+    assert f"{said} numbers" in counted
+    assert "train mode and eval mode give the same scores: True" in measured
+    # "the smoothed loss is lowest at about 91 %"
+    lowest = re.search(r"lowest when the 7 gets (\d+)%", output(cell_with(nb, "label_smoothing=0.1))")))
+    assert f"lowest at about {lowest[1]} %" in markdown_with(nb, "Sure and right, the plain loss")
+
+
+def test_03_text_on_the_full_run_is_what_its_outputs_show():
+    history = output(cell_with("03-training.ipynb", "history = lh.fit("))
+    train_losses = [float(v) for v in re.findall(r"train loss ([\d.]+)", history)]
+    assert len(train_losses) == 12
+    # "the loss stays near -ln 0.91 ≈ 0.09 or a little above"
+    assert "near `-ln 0.91 ≈ 0.09` or a little above" in markdown_with("03-training.ipynb", "## The full run")
+    assert 0.09 <= train_losses[-1] < 0.15, train_losses
+    # "their accuracies differ by a few tenths of a percent, either way"
+    line = output(cell_with("03-training.ipynb", "metrics = json.loads"))
+    val, test = (float(v) for v in re.search(r"validation ([\d.]+)%, test ([\d.]+)%", line).groups())
+    assert "differ by a few tenths of a percent" in markdown_with("03-training.ipynb", "## Results")
+    assert abs(test - val) < 0.5, (val, test)
+    # "the default recipe's peaks in epoch N (the one-cycle section)"
+    dips = markdown_with("03-training.ipynb", "The curves do not rise every epoch")
+    peak = re.search(r"peaks in epoch (\d+)", dips)[1]
+    schedule = output(cell_with("03-training.ipynb", 'settings = lh.resolve_recipe("default")\n'))
+    assert f"(in epoch {peak})" in schedule
+    # "A dip late in the run is then a digit or two": the last quarter's dips, in the listed digits
+    listed = output(cell_with("03-training.ipynb", "val_losses = ["))
+    fell = [(int(e), int(n)) for e, n in
+            re.findall(r"^epoch (\d+): validation accuracy fell .*, (\d+) digits$", listed, re.M)]
+    assert "a digit or two" in dips and fell and all(n <= 2 for e, n in fell if e > 9), fell
+    jumps = re.search(r"([\d.]+) in the first half, ([\d.]+) over the last three", listed)
+    assert float(jumps[2]) < float(jumps[1]) / 10, "the loss settles as the rate anneals"
 
 
 def test_03_ladder_text_says_what_the_csv_shows():
@@ -112,7 +186,7 @@ def test_04_stored_shift_findings():
 
 def test_04_text_figures_are_the_stored_tables():
     lenet, mlp = shift_table().values()
-    text = markdown_with("04-results.ipynb", "What the stored run shows")
+    text = markdown_with("04-results.ipynb", "What the run stored with this notebook shows")
     assert f"{lenet[0]:.2f} % against {mlp[0]:.2f} %" in text
     assert f"At 1 pixel LeNet-5 still gets {lenet[1]:.2f} %, the MLP {mlp[1]:.2f} %" in text
     assert f"at 2 pixels {lenet[2]:.2f} % against {mlp[2]:.2f} %" in text
@@ -126,6 +200,17 @@ def test_04_text_figures_are_the_stored_tables():
     losses = [lenet[0] - lenet[k] for k in (1, 2, 4)]
     said = f"loses {losses[0]:.1f} points at 1 pixel, {losses[1]:.1f} at 2 and {round(losses[2])} at 4"
     assert said in summary
+
+
+def test_04_text_on_confidence_and_per_class_accuracy_is_what_its_outputs_show():
+    wrong = output(cell_with("04-results.ipynb", "wrong = (predicted != y_test)"))
+    median = re.search(r"a right answer typically \(the median\) gets (\d+)%", wrong)[1]
+    text = markdown_with("04-results.ipynb", "## 4. The digits it gets wrong")
+    assert f"what a typical right answer gets: about {median} %" in text
+    low, high = (int(v) for v in re.search(r"ranges from (\d+)% to (\d+)%", wrong).groups())
+    assert low < 50 < high < int(median), "a near tie at the bottom, below a right answer at the top"
+    per_class = output(cell_with("04-results.ipynb", "per_class = rates.diagonal()"))
+    assert len(re.findall(r"\d: [\d.]+%", per_class)) == 10
 
 
 # ------------------------------------------------------------------------------------------------
@@ -183,5 +268,39 @@ def test_06_and_the_website_use_the_run_the_stored_notebooks_show():
     read = re.search(r"run folder: runs/(\d{8}-\d{6})", reading)
     page = json.loads((NOTEBOOKS.parent / "website" / "static" / "lenet5-weights.json").read_text())
     assert read[1] == run == page["about"]["run"], (read[1], run, page["about"]["run"])
-    said = [output(c) for c in cells("06-draw-a-digit.ipynb") if "website's page runs run" in output(c)]
-    assert said and all(f"runs run {run} (this one)" in s for s in said), said
+
+
+def test_06_stored_outputs_back_the_lesson_text():
+    """06's text quotes its outputs (the 7's probability and label smoothing's targets, the stroke
+    widths of section 4, the drawn digits read right), and the stored run reads what a network this
+    accurate should: the six digits drawn by code, and at least 24 of the 30 drawn digits with the pen
+    following the size, at least as many as with the fixed pen."""
+    nb = "06-draw-a-digit.ipynb"
+    probs = output(cell_with(nb, "probabilities = torch.softmax("))
+    why = markdown_with(nb, "Why is a clean 7 read")
+    seven = re.search(r"7: ([\d.]+)%", probs)[1]
+    others = [float(v) for d, v in re.findall(r"(\d): ([\d.]+)%", probs) if d != "7"]
+    assert f"only {seven} %" in why and "about 1 %" in why and all(0.5 <= v <= 1.5 for v in others), others
+    assert "label smoothing 0.1: its target for each training digit was 91% on the right digit" in probs
+    assert "91 % on the right digit and 1 % on each of the others" in why
+    assert "read correctly: 6 of 6" in output(cell_with(nb, "readings = {digit:"))
+    # section 4: "a large digit ends with strokes 2.4–2.5 pixels wide", and so on
+    widths = {kind: found for kind, *found in re.findall(
+        r"^(.+?) \(10 digits\): the pen following the size is ([\d-]+) pixels; strokes after the scaling: "
+        r"([\d.-]+) pixels with the fixed pen, ([\d.-]+) pixels with the pen following the size$",
+        output(cell_with(nb, "def span(")), re.M)}
+    assert set(widths) == {"large and centred", "off-centre", "small in a corner"}, widths
+    text = markdown_with(nb, "With one fixed 28-pixel pen").replace("–", "-")
+    assert f"a large digit ends with strokes {widths['large and centred'][1]} pixels wide" in text
+    assert f"ends with strokes {widths['small in a corner'][1]} pixels wide: a blot" in text
+    following = [float(v) for _, _, span in widths.values() for v in span.split("-")]
+    assert f"every kind ends with strokes {min(following)}-{max(following)} pixels wide" in text
+    assert f"({widths['large and centred'][0]} pixels against 28)" in text
+    # "With one fixed pen the network reads 26 of the 30 right, and only 6 of the 10 drawn small ..."
+    rows = re.findall(r"^(fixed pen \(28 pixels\)|pen following the size) +(\d+) of 30 read right"
+                      r".*small in a corner: (\d+) of 10", output(cell_with(nb, "inputs = {name:")), re.M)
+    (fixed, fixed_small), (follows, follows_small) = [(int(a), int(b)) for _, a, b in rows]
+    said = markdown_with(nb, "With one fixed pen the network reads")
+    assert f"reads {fixed} of the 30 right, and only {fixed_small} of the 10 drawn small" in said, said
+    assert f"with the pen following the size, {follows} of 30 ({follows_small} of the 10 small" in said, said
+    assert follows >= max(fixed, 24), rows
