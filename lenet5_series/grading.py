@@ -14,7 +14,8 @@ exercises notebook and never a training run.
 
 Course folder (nbgrader's layout): source/<assignment>/ the teacher's version, with the solutions
 and the hidden tests; release/<assignment>/ the learners' version, made by nbgrader from it;
-nbgrader_config.py. Rebuilding rewrites these two folders only, never submissions or grades.
+nbgrader_config.py (written once, then the teacher's). Rebuilding rewrites the notebooks of these two
+folders only, never submissions or grades.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
 from lenet5_series.exercises import ANSWERS
 from lenet5_series.publish import BUILD_DIR, exercises_and_solutions, notebooks
+
+if TYPE_CHECKING:
+    from nbgrader.apps import NbGraderAPI
 
 COURSE_DIR = BUILD_DIR / "assignments"
 EXECUTE_TIMEOUT = 300  # seconds a cell may run when grading (notebook 01's set-up reads MNIST)
@@ -180,7 +185,7 @@ def config_text() -> str:
             f"c.Execute.timeout = {EXECUTE_TIMEOUT}\n")
 
 
-def nbgrader_api(course: Path):
+def nbgrader_api(course: Path) -> NbGraderAPI:
     """nbgrader's Python interface on the course folder, with the settings of config_text()."""
     try:
         from nbgrader.apps import NbGraderAPI
@@ -207,7 +212,9 @@ def write_sources(course: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(assignment_notebook(path), str(folder / f"{path.stem}-exercises.ipynb"))
         names.append(assignment_id(path))
-    (course / "nbgrader_config.py").write_text(config_text(), encoding="utf-8")
+    config = course / "nbgrader_config.py"
+    if not config.exists():  # written once: a teacher's own settings there stay
+        config.write_text(config_text(), encoding="utf-8")
     return names
 
 
