@@ -38,7 +38,7 @@ from lenet5_series.runs import latest_run, new_run_dir
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 SOCKETS = tempfile.TemporaryDirectory(prefix="lenet5-kernels-")  # removed when this process ends
 TRAINING_NOTEBOOK = NOTEBOOKS_DIR / "03-training.ipynb"
-MAX_JOBS = 8  # the default never runs more points at once: a training kernel peaks at about 1.3 GB
+MAX_JOBS = 8  # the default never runs more points at once (each is a training kernel, with its own memory)
 # `make run` leaves these out: 05 starts several torchrun jobs, minutes more on a CPU (README)
 NOT_IN_SERIES = {"05-scaling-out.ipynb"}
 
