@@ -19,7 +19,7 @@ seed is not trained again: its saved weights (in the runs folder) are scored ins
 (the 5,000 validation images too: the usual last step, d2l "Predicting House Prices on Kaggle"), so
 its rows have no validation figure.
 
-Variants of the augmentation step (issue 11: can augmented training reach 99.5 %?) were compared on
+Variants of the augmentation step (can augmented training reach 99.5 %?) were compared on
 the validation split with --out benchmarks/results/augmentation-sweep; a variant may set its own
 distortion sizes ("distort"), which train() hands to lh.train_epoch, and may leave its last
 epochs undistorted ("clean_last"). The variant with the best validation mean was then scored on the
@@ -85,7 +85,7 @@ LADDER = {
 # Variants of a ladder step: name: (label, base step, change, why).
 VARIANTS = {
     "fixed-momentum": ("default, fixed momentum 0.9", "label-smoothing", {"cycle_momentum": False},
-                       "Today's default with cycle_momentum=False: momentum stays 0.9 (issue 11, item 2)."),
+                       "Today's default with cycle_momentum=False: momentum stays 0.9."),
     "fixed-momentum-augmentation": ("+ augmentation, fixed momentum 0.9", "augmentation",
                                     {"cycle_momentum": False},
                                     "The augmentation step with cycle_momentum=False: momentum stays 0.9."),
@@ -102,7 +102,7 @@ VARIANTS = {
     "augmentation-lr0.1": ("+ augmentation, lr peak 0.1", "augmentation", {"lr": 0.1},
                            "The augmentation step with a one-cycle peak of 0.1 instead of 0.15."),
     "augmentation-20-epochs": ("+ augmentation, 20 epochs", "augmentation", {"epochs": 20},
-                               "The augmentation step for 20 epochs instead of 15 (issue 11 allows 20)."),
+                               "The augmentation step for 20 epochs instead of 15."),
     "augmentation-batch64": ("+ augmentation, batch 64", "augmentation", {"batch_size": 64},
                              "The augmentation step with batches of 64: twice the steps, noisier ones."),
     "augmentation-milder": ("+ milder augmentation", "augmentation",

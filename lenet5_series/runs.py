@@ -165,7 +165,7 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "batch_size": config["batch_size"], "augment": config["augment"],
             "train_size": config["train_size"],
             "world_size": config.get("world_size", 1),  # processes training together (notebook 05)
-            # added with the validation split (issue 11); None where a run has no validation split
+            # added with the validation split; None where a run has no validation split
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
             "val_size": config.get("val_size"), "momentum": config.get("momentum"),
             "cycle_momentum": config.get("cycle_momentum"),

@@ -1,8 +1,8 @@
 """How many CPU threads a run may use, so that runs sharing a machine do not fight over it.
 
 torch starts one compute thread per core of the machine. Two such processes on the same cores
-starve each other: their threads spin while they wait for one another at every operation (issue 15
-measured an epoch of 0.74 s alone and 31 s beside another such run). So a run takes only the cores
+starve each other: their threads spin while they wait for one another at every operation (an
+epoch measured at 0.74 s alone took 31 s beside another such run). So a run takes only the cores
 it may really use:
 
 - the cores this process may run on (its CPU affinity: `taskset`, a batch scheduler, a container);

@@ -1,4 +1,4 @@
-"""The exercises, done the way a learner does them (issue 17).
+"""The exercises, done the way a learner does them.
 
 A learner runs a notebook, then either adds a cell at the end (a solution's code), or edits the
 parameters cell and runs it and everything below it in the same kernel. These tests do exactly that:
@@ -276,7 +276,7 @@ def flat(words: str) -> str:
 
 
 def rerun_all(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    """Every code cell after the parameters cell again, as fresh copies (issue 17: a solution's cell
+    """Every code cell after the parameters cell again, as fresh copies (a solution's cell
     at the end must not change a name that an earlier cell needs)."""
     return edited_and_rerun(nb)[1:]
 
