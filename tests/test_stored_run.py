@@ -271,16 +271,18 @@ def test_06_and_the_website_use_the_run_the_stored_notebooks_show():
 
 
 def test_06_stored_outputs_back_the_lesson_text():
-    """06's text quotes its outputs (the 7's probability and label smoothing's targets, the stroke
-    widths of section 4, the drawn digits read right), and the stored run reads what a network this
-    accurate should: the six digits drawn by code, and at least 24 of the 30 drawn digits with the pen
-    following the size, at least as many as with the fixed pen."""
+    """06's text says what its outputs show (the 7's probability and label smoothing's targets, the
+    stroke widths of section 4, which drawn digits each pen reads), and the stored run reads what a
+    network this accurate should: the six digits drawn by code, and at least 24 of the 30 drawn digits
+    with the pen following the size, at least as many as with the fixed pen. (The notebook itself
+    checks only what holds for any run.)"""
     nb = "06-draw-a-digit.ipynb"
     probs = output(cell_with(nb, "probabilities = torch.softmax("))
     why = markdown_with(nb, "Why is a clean 7 read")
-    seven = re.search(r"7: ([\d.]+)%", probs)[1]
+    seven = float(re.search(r"7: ([\d.]+)%", probs)[1])
     others = [float(v) for d, v in re.findall(r"(\d): ([\d.]+)%", probs) if d != "7"]
-    assert f"only {seven} %" in why and "about 1 %" in why and all(0.5 <= v <= 1.5 for v in others), others
+    assert "only about 91 % (the first line), and every other digit given about 1 %" in why
+    assert 89 <= seven <= 93 and all(0.5 <= v <= 1.5 for v in others), (seven, others)
     assert "label smoothing 0.1: its target for each training digit was 91% on the right digit" in probs
     assert "91 % on the right digit and 1 % on each of the others" in why
     assert "read correctly: 6 of 6" in output(cell_with(nb, "readings = {digit:"))
@@ -296,11 +298,14 @@ def test_06_stored_outputs_back_the_lesson_text():
     following = [float(v) for _, _, span in widths.values() for v in span.split("-")]
     assert f"every kind ends with strokes {min(following)}-{max(following)} pixels wide" in text
     assert f"({widths['large and centred'][0]} pixels against 28)" in text
-    # "With one fixed pen the network reads 26 of the 30 right, and only 6 of the 10 drawn small ..."
-    rows = re.findall(r"^(fixed pen \(28 pixels\)|pen following the size) +(\d+) of 30 read right"
-                      r".*small in a corner: (\d+) of 10", output(cell_with(nb, "inputs = {name:")), re.M)
-    (fixed, fixed_small), (follows, follows_small) = [(int(a), int(b)) for _, a, b in rows]
-    said = markdown_with(nb, "With one fixed pen the network reads")
-    assert f"reads {fixed} of the 30 right, and only {fixed_small} of the 10 drawn small" in said, said
-    assert f"with the pen following the size, {follows} of 30 ({follows_small} of the 10 small" in said, said
-    assert follows >= max(fixed, 24), rows
+    # "the fixed pen reads fewer of the digits drawn small in a corner than of the other two kinds",
+    # "the pen following the size ... reads more of them"
+    rows = {name: dict(re.findall(r"(large and centred|small in a corner|off-centre): (\d+) of 10", line))
+            for name, line in re.findall(r"^(fixed pen \(28 pixels\)|pen following the size) +(.*)$",
+                                         output(cell_with(nb, "inputs = {name:")), re.M)}
+    fixed, follows = ({k: int(v) for k, v in rows[name].items()} for name in rows)
+    said = markdown_with(nb, "The first line is the fixed pen")
+    assert "reads fewer of the digits drawn small in a corner than of the other two kinds" in said
+    assert fixed["small in a corner"] < min(fixed["large and centred"], fixed["off-centre"]), fixed
+    assert "reads more of them" in said and follows["small in a corner"] > fixed["small in a corner"]
+    assert sum(follows.values()) >= max(sum(fixed.values()), 24), rows  # a 99 % network should
