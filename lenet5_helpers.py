@@ -972,3 +972,411 @@ def show_live_or_picture(widget: Any, png: bytes) -> None:
 
     view = {k: v for k, v in widget._repr_mimebundle_().items() if k != "text/plain"}  # not its repr
     display({**view, "image/png": base64.b64encode(png).decode("ascii")}, raw=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 11. notebook 08 · LeNet-5 of 1998: the paper's network and its training, written out
+# LeCun, Bottou, Bengio, Haffner, "Gradient-Based Learning Applied to Document Recognition",
+# Proc. IEEE 86(11), 1998: the network in section II.B, its training in section III.C and
+# Appendix C. Notebook 08 teaches every piece; benchmarks/lenet1998.py runs the full reproduction.
+# --------------------------------------------------------------------------------------------
+
+PAPER_1998 = {  # the paper's own figures, with their sections (notebook 08 quotes them from here)
+    "test_error": 0.0095,            # III.C: 0.95 % test error, trained on the 60,000 images
+    "train_error_19": 0.0035,        # III.C: 0.35 % training error after 19 passes
+    "test_error_distortions": 0.008,  # III.C: 0.8 % when trained with distortions
+    "passes": 20,                    # III.C: 20 passes over the training set
+    "hessian_samples": 500,          # III.C: the second derivatives re-estimated on 500 samples
+    "mu": 0.02,                      # III.C: the Levenberg-Marquardt constant
+}
+# II.B: each layer's trainable parameters and connections
+PAPER_1998_LAYERS = {"C1": (156, 122_304), "S2": (12, 5_880), "C3": (1_516, 151_600),
+                     "S4": (32, 2_000), "C5": (48_120, 48_120), "F6": (10_164, 10_164)}
+# III.C: the global learning rate eta: 0.0005 for the first 2 passes, 0.0002 for the next 3,
+# 0.0001 for the next 3, 0.00005 for the next 4, 0.00001 after: (passes, eta), None = the rest
+ETA_1998 = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5), (None, 1e-5))
+SQUASH_A, SQUASH_S = 1.7159, 2 / 3          # II.B and Appendix A: f(a) = A tanh(S a)
+BACKGROUND_1998, INK_1998 = -0.1, 1.175     # II.B: the input's white and black
+MAP_J = 10.0  # j of the MAP loss (II.B gives no value): our choice, notebook 08 says why
+MU_1998 = 2.0    # mu we train with, at BATCH_1998: the paper's 0.02 saturates the network (notebook 08)
+BATCH_1998 = 32  # images per update in benchmarks/lenet1998.py; the paper: 1 (notebook 08 measures it)
+C3_TABLE_1998 = (  # Table I (II.B): C3_TABLE_1998[i][j] is "X" when C3 map j sees S2 map i
+    "X...XXX..XXXX.XX",
+    "XX...XXX..XXXX.X",
+    "XXX...XXX..X.XXX",
+    ".XXX..XXXX..X.XX",
+    "..XXX..XXXX.XX.X",
+    "...XXX..XXXX.XXX",
+)
+# The ten output bitmaps, 7 wide and 12 high (84 = 7 x 12, II.B): "#" is +1, "." is -1. The
+# paper shows its own only as a picture (its Fig. 3); these are drawn after it, not copied.
+RBF_DIGITS_1998 = (
+    (".......", "..###..", ".#...#.", "#.....#", "#.....#", "#.....#", "#.....#", "#.....#",
+     "#.....#", ".#...#.", "..###..", "......."),
+    (".......", "...#...", "..##...", ".#.#...", "...#...", "...#...", "...#...", "...#...",
+     "...#...", "...#...", ".#####.", "......."),
+    (".......", "..###..", ".#...#.", "#.....#", "......#", ".....#.", "....#..", "...#...",
+     "..#....", ".#.....", "#######", "......."),
+    (".......", ".#####.", "#.....#", "......#", "......#", "..####.", "......#", "......#",
+     "......#", "#.....#", ".#####.", "......."),
+    (".......", "....##.", "...#.#.", "..#..#.", ".#...#.", "#....#.", "#######", ".....#.",
+     ".....#.", ".....#.", ".....#.", "......."),
+    (".......", "#######", "#......", "#......", "######.", "......#", "......#", "......#",
+     "......#", "#.....#", ".#####.", "......."),
+    (".......", "..####.", ".#.....", "#......", "#......", "######.", "#.....#", "#.....#",
+     "#.....#", "#.....#", ".#####.", "......."),
+    (".......", "#######", "......#", ".....#.", "....#..", "...#...", "...#...", "..#....",
+     "..#....", "..#....", "..#....", "......."),
+    (".......", ".#####.", "#.....#", "#.....#", "#.....#", ".#####.", "#.....#", "#.....#",
+     "#.....#", "#.....#", ".#####.", "......."),
+    (".......", ".#####.", "#.....#", "#.....#", "#.....#", "#.....#", ".######", "......#",
+     "......#", ".....#.", ".####..", "......."),
+)
+
+
+def input_1998(digits: torch.Tensor) -> torch.Tensor:
+    """MNIST's 28x28 uint8 digits as the paper's input (notebook 08, "The input"): padded to 32x32,
+    background -0.1 and ink 1.175 (II.B), grey levels in between on a straight line."""
+    x = digits.float().unsqueeze(1) / 255 * (INK_1998 - BACKGROUND_1998) + BACKGROUND_1998
+    return F.pad(x, (2, 2, 2, 2), value=BACKGROUND_1998)
+
+
+def mnist_1998(data_dir: str | Path | None = None, validation: bool = False
+               ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train", "test"} in the paper's input form (notebook 08, "The input"); train is all
+    60,000 images, as in the paper. validation=True: train is split_validation's 55,000 and
+    "val" its 5,000, for choices (the test set is then still there, to be read once)."""
+    data = {}
+    train = load_mnist(data_dir, train=True, transform=None)
+    x, y = train.data, train.targets
+    if validation:
+        (x, y), data["val"] = split_validation(x, y)
+    data["train"] = (x, y)
+    test = load_mnist(data_dir, train=False, transform=None)
+    data["test"] = (test.data, test.targets)
+    return {split: (input_1998(x), y.clone()) for split, (x, y) in data.items()}
+
+
+def squash(a: torch.Tensor) -> torch.Tensor:
+    """The paper's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3 (II.B, Appendix A):
+    f(1) = 1 and f(-1) = -1, where its second derivative is largest (notebook 08, "Squashing")."""
+    return SQUASH_A * torch.tanh(SQUASH_S * a)
+
+
+def squash_slope(a: torch.Tensor) -> torch.Tensor:
+    """f'(a) = A S (1 - tanh(S a)^2), the slope the second derivatives go back through (08)."""
+    return SQUASH_A * SQUASH_S * (1 - torch.tanh(SQUASH_S * a) ** 2)
+
+
+class Layer1998(nn.Module):
+    """A layer of weighted sums, a = weights . inputs + bias, before the squashing (notebook 08).
+
+    Each layer has exactly two parameters, `weight` and `bias`, and computes its sums in
+    `sums(x, weight, bias)` with the tensors it is given: forward passes its own; the second
+    derivatives pass the squared weights (gauss_newton_diagonal). `fan_in` is each weight's F_i
+    for the initialisation, `connections(out)` the layer's connections for an output of that shape.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sums(x, self.weight, self.bias)
+
+    def reset_parameters(self) -> None:
+        """Uniform in +-2.4/F_i, F_i the fan-in of the unit the weight feeds (II.B; notebook 08)."""
+        with torch.no_grad():
+            bound = 2.4 / self.fan_in
+            self.weight.copy_((torch.rand_like(self.weight) * 2 - 1) * bound)
+            self.bias.copy_((torch.rand_like(self.bias) * 2 - 1) * 2.4 / self.fan_in_bias)
+
+
+class Conv1998(Layer1998):
+    """C1 and C5: a plain convolution, every output map over every input map (notebook 08)."""
+
+    def __init__(self, maps_in: int, maps_out: int, kernel: int = 5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(maps_out, maps_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.empty(maps_out))
+        self.fan_in = torch.full_like(self.weight, maps_in * kernel * kernel)
+        self.fan_in_bias = maps_in * kernel * kernel
+        self.reset_parameters()
+
+    def sums(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, weight, bias)
+
+    def connections(self, out: torch.Size) -> int:
+        return out[-2] * out[-1] * (self.weight.numel() + self.bias.numel())
+
+
+class C3Conv1998(Layer1998):
+    """C3: 16 maps of 5x5 kernels, each over the S2 maps Table I gives it (notebook 08, "C3").
+
+    Only the 60 connected (map, map) pairs have weights: `weight` holds their 60 kernels, 1,500
+    numbers, which `kernels` puts into a 16x6x5x5 convolution with zeros for the pairs not connected.
+    """
+
+    def __init__(self, table: tuple[str, ...] = C3_TABLE_1998, kernel: int = 5) -> None:
+        super().__init__()
+        seen = torch.tensor([[c == "X" for c in row] for row in table])  # (6 S2 maps, 16 C3 maps)
+        self.register_buffer("table", seen)
+        self.maps_in, self.maps_out, self.kernel = seen.shape[0], seen.shape[1], kernel
+        pairs = seen.t().reshape(-1).nonzero().squeeze(1)  # (out map * 6 + in map) of each pair
+        self.register_buffer("pairs", pairs)
+        self.weight = nn.Parameter(torch.empty(len(pairs), kernel * kernel))
+        self.bias = nn.Parameter(torch.empty(self.maps_out))
+        inputs_per_map = seen.sum(0) * kernel * kernel  # F_i of each C3 map: 75, 100 or 150
+        self.fan_in = inputs_per_map[pairs // self.maps_in].float().unsqueeze(1).expand_as(self.weight)
+        self.fan_in_bias = inputs_per_map.float()
+        self.reset_parameters()
+
+    def kernels(self, weight: torch.Tensor) -> torch.Tensor:
+        """The 60 kernels in a full (16, 6, 5, 5) convolution weight, zeros where not connected."""
+        full = weight.new_zeros(self.maps_out * self.maps_in, self.kernel * self.kernel)
+        full = full.index_copy(0, self.pairs, weight)
+        return full.view(self.maps_out, self.maps_in, self.kernel, self.kernel)
+
+    def sums(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernels(weight), bias)
+
+    def connections(self, out: torch.Size) -> int:
+        return out[-2] * out[-1] * (self.weight.numel() + self.bias.numel())
+
+
+class Subsampling1998(Layer1998):
+    """S2 and S4: each unit adds its 2x2 inputs, times a trainable coefficient, plus a trainable
+    bias, one pair per map (II.B; notebook 08, "Subsampling"): 2 parameters per map."""
+
+    def __init__(self, maps: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(maps))
+        self.bias = nn.Parameter(torch.empty(maps))
+        self.fan_in = torch.full_like(self.weight, 4.0)
+        self.fan_in_bias = 4
+        self.reset_parameters()
+
+    def sums(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        added = F.avg_pool2d(x, 2) * 4  # the sum of each 2x2 block
+        return added * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+    def connections(self, out: torch.Size) -> int:
+        return out[-2] * out[-1] * self.weight.numel() * (4 + 1)
+
+
+class Full1998(Layer1998):
+    """F6: 84 units, each over all 120 of C5's outputs (notebook 08)."""
+
+    def __init__(self, n_in: int = 120, n_out: int = 84) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_out, n_in))
+        self.bias = nn.Parameter(torch.empty(n_out))
+        self.fan_in = torch.full_like(self.weight, n_in)
+        self.fan_in_bias = n_in
+        self.reset_parameters()
+
+    def sums(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.flatten(1), weight, bias)
+
+    def connections(self, out: torch.Size) -> int:
+        return self.weight.numel() + self.bias.numel()
+
+
+def rbf_bitmaps_1998() -> torch.Tensor:
+    """The ten output units' fixed parameter vectors (10, 84): each digit's 7x12 bitmap, +1 for
+    "#" and -1 for "." (II.B; notebook 08, "The output: ten fixed bitmaps")."""
+    return torch.tensor([[1.0 if c == "#" else -1.0 for row in digit for c in row]
+                         for digit in RBF_DIGITS_1998])
+
+
+class RBF1998(nn.Module):
+    """The output layer: y_i = sum_j (x_j - w_ij)^2, the squared distance from F6's 84 outputs to
+    digit i's bitmap (II.B). The bitmaps are a buffer: fixed, not learned. The smallest y wins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("centres", rbf_bitmaps_1998())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, self.centres) ** 2
+
+    def connections(self, out: torch.Size) -> int:
+        return self.centres.numel()
+
+
+class LeNet5_1998(nn.Module):
+    """LeNet-5 as LeCun et al. built it in 1998 (II.B; notebook 08): C1, S2, C3, S4, C5, F6, each
+    followed by the scaled tanh, then the ten RBF units. 60,000 trainable parameters.
+
+    forward gives the ten distances y (N, 10), smallest = the digit read; `layers` the six trainable
+    layers in order, by the paper's names.
+    """
+
+    NAMES = ("C1", "S2", "C3", "S4", "C5", "F6")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([Conv1998(1, 6), Subsampling1998(6), C3Conv1998(),
+                                     Subsampling1998(16), Conv1998(16, 120), Full1998(120, 84)])
+        self.rbf = RBF1998()
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """F6's 84 outputs and each layer's weighted sums a (before the squashing)."""
+        sums = []
+        for layer in self.layers:
+            sums.append(layer(x))
+            x = squash(sums[-1])
+        return x, sums
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = squash(layer(x))
+        return self.rbf(x)
+
+
+def layer_counts_1998(model: LeNet5_1998) -> list[dict]:
+    """Each layer's trainable parameters and connections, beside the paper's (II.B; notebook 08)."""
+    rows, x = [], torch.zeros(1, 1, 32, 32)
+    with torch.no_grad():
+        for name, layer in zip(model.NAMES, model.layers, strict=True):
+            x = layer(x)
+            params = sum(p.numel() for p in layer.parameters())
+            rows.append({"layer": name, "parameters": params, "connections": layer.connections(x.shape),
+                         "paper_parameters": PAPER_1998_LAYERS[name][0],
+                         "paper_connections": PAPER_1998_LAYERS[name][1]})
+            x = squash(x)
+    rows.append({"layer": "output", "parameters": 0, "connections": model.rbf.connections(x.shape),
+                 "paper_parameters": 0, "paper_connections": None})
+    return rows
+
+
+def map_loss(y: torch.Tensor, labels: torch.Tensor, j: float = MAP_J) -> torch.Tensor:
+    """The MAP criterion (II.B, eq. 9): mean over samples of y_correct + log(e^-j + sum_i e^-y_i).
+
+    The first term pulls F6's output to the right bitmap; the second pushes the other classes'
+    distances up, but no longer once they are well past j (notebook 08, "The loss").
+    """
+    rubbish = torch.full_like(y[:, :1], -j)
+    return (y.gather(1, labels[:, None]).squeeze(1) + torch.logsumexp(torch.cat([rubbish, -y], 1), 1)).mean()
+
+
+def map_curvature(x: torch.Tensor, centres: torch.Tensor, labels: torch.Tensor,
+                  j: float = MAP_J) -> torch.Tensor:
+    """Gauss-Newton second derivative of the MAP loss with respect to F6's outputs x_k (N, 84):
+    2 + sum_i p_i (1 - p_i) (2 (x_k - w_ik))^2, with p_i = e^-y_i / (e^-j + sum e^-y).
+
+    Notebook 08, "Second derivatives at the output": y_correct is a sum of squares, whose
+    second derivative is 2 per unit; the log term's second derivative with respect to y_i is
+    p_i (1 - p_i) (its diagonal), brought to x_k by the squared derivative of y_i. The terms that
+    multiply a first derivative by y_i's own second derivative (-2 p_i, never positive) are dropped.
+    """
+    diff = x[:, None, :] - centres[None]                    # (N, 10, 84)
+    y = (diff ** 2).sum(-1)
+    rubbish = torch.full_like(y[:, :1], -j)
+    p = torch.softmax(torch.cat([rubbish, -y], 1), 1)[:, 1:]  # (N, 10)
+    return 2 + (p * (1 - p))[:, :, None].mul(4 * diff ** 2).sum(1)
+
+
+def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor,
+                          j: float = MAP_J) -> list[torch.Tensor]:
+    """h_kk for every parameter (same order as model.parameters()), averaged over the images:
+    the paper's diagonal Gauss-Newton estimate of d2E/dw_k^2 (Appendix C; notebook 08).
+
+    Second derivatives go backward like gradients, but with squared weights and squared slopes:
+    d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2, and h_kk = sum over the connections that share
+    weight k of x_j^2 d2E/da_i^2. That is the gradient of a "squared" copy of the network: each
+    layer's sums with squared weights (leaves of their own) over squared inputs, whose gradient
+    is carried back through f'(a)^2. Autograd computes it: the value fed forward is x^2 (what
+    h_kk multiplies), the derivative passed back f'(a)^2 (what the recursion multiplies).
+    """
+    with torch.no_grad():
+        out, sums = model.features(images)
+        top = map_curvature(out, model.rbf.centres, labels, j) / len(images)  # d2E/dx^2 at F6
+    leaves = [(p.detach() ** 2).requires_grad_() if name.endswith("weight")
+              else torch.zeros_like(p, requires_grad=True)  # a bias's input is 1, 1^2 = 1
+              for name, p in model.named_parameters()]
+    s = images ** 2
+    for layer, a, u, c in zip(model.layers, sums, leaves[0::2], leaves[1::2], strict=True):
+        a_sq = layer.sums(s, u, c)
+        x = squash(a)
+        s = (x ** 2) + squash_slope(a) ** 2 * (a_sq - a_sq.detach())  # value x^2, slope f'(a)^2
+    return list(torch.autograd.grad((top * s).sum(), leaves))
+
+
+def eta_1998(pass_number: int, schedule: tuple = ETA_1998) -> float:
+    """The paper's global learning rate for a pass (1, 2, ...): 0.0005 for 2 passes, then 0.0002
+    for 3, 0.0001 for 3, 0.00005 for 4, 0.00001 after (III.C; notebook 08, "The schedule")."""
+    done = 0
+    for passes, eta in schedule:
+        if passes is None or pass_number <= done + passes:
+            return eta
+        done += passes
+    return schedule[-1][1]
+
+
+def sdlm_steps(hessian: list[torch.Tensor], eta: float, mu: float = PAPER_1998["mu"]
+               ) -> list[torch.Tensor]:
+    """Each parameter's own step size, eta / (mu + h_kk) (III.C, Appendix C; notebook 08): a
+    large step where the loss curves gently, a small one where it curves sharply; mu keeps it
+    finite where h_kk is near 0."""
+    return [eta / (mu + h) for h in hessian]
+
+
+def sdlm_update(params: list[torch.Tensor], grads: list[torch.Tensor], steps: list[torch.Tensor]) -> None:
+    """w_k <- w_k - step_k * dE/dw_k for every parameter, in place (notebook 08)."""
+    with torch.no_grad():
+        for p, g, s in zip(params, grads, steps, strict=True):
+            p.sub_(g * s)
+
+
+@torch.no_grad()
+def error_rate_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor,
+                    batch_size: int = 250) -> float:
+    """The fraction of images whose smallest RBF distance is not their digit's (notebook 08)."""
+    wrong = sum((model(images[i:i + batch_size]).argmin(1) != labels[i:i + batch_size]).sum().item()
+                for i in range(0, len(images), batch_size))
+    return wrong / len(images)
+
+
+def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor, eta: float,
+                    batch_size: int, generator: torch.Generator, mu: float = MU_1998,
+                    j: float = MAP_J, hessian_samples: int = PAPER_1998["hessian_samples"]) -> float:
+    """One pass of stochastic diagonal Levenberg-Marquardt (III.C; notebook 08, "One pass").
+
+    First h_kk is estimated on `hessian_samples` random training images; then the images go in a
+    random order, `batch_size` per update, each update w -= eta_b / (mu + h_kk) * dE/dw with the
+    batch's mean gradient. The paper's eta is per image: a batch of B images stands for B
+    updates of one image each, so eta_b = B * eta. Returns the pass's mean loss.
+    """
+    params = list(model.parameters())
+    pick = torch.randperm(len(images), generator=generator)[:hessian_samples]
+    steps = sdlm_steps(gauss_newton_diagonal(model, images[pick], labels[pick], j), eta * batch_size, mu)
+    order = torch.randperm(len(images), generator=generator)
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        idx = order[start:start + batch_size]
+        loss = map_loss(model(images[idx]), labels[idx], j)
+        sdlm_update(params, torch.autograd.grad(loss, params), steps)
+        total += loss.item() * len(idx)
+    return total / len(images)
+
+
+def fit_1998(model: LeNet5_1998, data: dict, passes: int = PAPER_1998["passes"],
+             batch_size: int = BATCH_1998, seed: int = 0, mu: float = MU_1998, j: float = MAP_J,
+             score: tuple[str, ...] = ("train", "test"),
+             on_pass: Callable[[dict], Any] | None = None) -> list[dict]:
+    """Train the 1998 network the paper's way for `passes` passes over data["train"] (notebook 08;
+    benchmarks/lenet1998.py calls it for the full reproduction). The weights are set from `seed`
+    first. After each pass the error rate on each split in `score` is measured; returns one row per
+    pass: pass, eta, loss, seconds (the pass's training time), <split>_error."""
+    seed_everything(seed)
+    for layer in model.layers:
+        layer.reset_parameters()
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for n in range(1, passes + 1):
+        start = time.perf_counter()
+        eta = eta_1998(n)
+        loss = train_pass_1998(model, *data["train"], eta, batch_size, generator, mu=mu, j=j)
+        row = {"pass": n, "eta": eta, "loss": loss, "seconds": time.perf_counter() - start}
+        row.update({f"{split}_error": error_rate_1998(model, *data[split]) for split in score})
+        history.append(row)
+        if on_pass is not None:
+            on_pass(row)
+    return history

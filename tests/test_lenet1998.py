@@ -1,0 +1,301 @@
+"""LeNet-5 of 1998 (notebook 08, lh.LeNet5_1998 and its training): the network against the paper's
+figures, the MAP loss and the Gauss-Newton diagonal against computations by hand, and the figures
+notebook 08 quotes against benchmarks/results/lenet1998*.csv."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import lenet5_helpers as lh
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "08-lenet5-1998.ipynb"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_each_layer_has_the_papers_parameters_and_connections():
+    rows = lh.layer_counts_1998(lh.LeNet5_1998())
+    for row in rows[:-1]:
+        assert (row["parameters"], row["connections"]) == lh.PAPER_1998_LAYERS[row["layer"]], row
+    assert sum(r["parameters"] for r in rows) == 60_000
+    assert sum(p.numel() for p in lh.LeNet5_1998().parameters()) == 60_000
+    assert rows[-1] == {"layer": "output", "parameters": 0, "connections": 840,
+                        "paper_parameters": 0, "paper_connections": None}
+    assert sum(r["connections"] for r in rows) == 340_908
+
+
+def test_c3_table_is_table_one():
+    """Table I's rule: maps 0-5 see 3 neighbouring S2 maps, 6-11 four, 12-14 four not all
+    neighbouring, 15 all six."""
+    table = torch.tensor([[c == "X" for c in row] for row in lh.C3_TABLE_1998])
+    expected = torch.zeros(6, 16, dtype=torch.bool)
+    for j in range(6):
+        expected[[(j + d) % 6 for d in (0, 1, 2)], j] = True
+        expected[[(j + d) % 6 for d in (0, 1, 2, 3)], 6 + j] = True
+    for j in range(3):
+        expected[[(j + d) % 6 for d in (0, 1, 3, 4)], 12 + j] = True
+    expected[:, 15] = True
+    assert torch.equal(table, expected)
+    c3 = lh.C3Conv1998()
+    kernels = c3.kernels(torch.ones_like(c3.weight))
+    assert torch.equal(kernels.sum((2, 3)) > 0, expected.t())
+
+
+def test_c3_with_all_ones_table_is_a_plain_convolution():
+    c3 = lh.C3Conv1998(table=("X" * 16,) * 6)
+    x = torch.randn(2, 6, 14, 14)
+    full = c3.kernels(c3.weight)
+    assert torch.allclose(c3(x), torch.nn.functional.conv2d(x, full, c3.bias), atol=1e-6)
+    assert torch.equal(full.reshape(96, 25), c3.weight)
+
+
+def test_rbf_bitmaps_are_plus_minus_one_10_by_84_and_all_different():
+    bitmaps = lh.rbf_bitmaps_1998()
+    assert bitmaps.shape == (10, 84)
+    assert set(bitmaps.unique().tolist()) == {-1.0, 1.0}
+    assert all(len(d) == 12 and all(len(r) == 7 for r in d) for d in lh.RBF_DIGITS_1998)
+    distances = torch.cdist(bitmaps, bitmaps) ** 2
+    assert (distances + torch.eye(10) * 1e9).min() >= 4 * 6  # any two differ in 6 pixels or more
+    model = lh.LeNet5_1998()
+    assert not any(p is model.rbf.centres for p in model.parameters())  # fixed, not learned
+
+
+def test_output_is_the_squared_distance_to_each_bitmap():
+    rbf = lh.RBF1998()
+    x = torch.randn(3, 84)
+    by_hand = torch.tensor([[sum((x[n, k] - rbf.centres[i, k]) ** 2 for k in range(84)) for i in range(10)]
+                            for n in range(3)])
+    assert torch.allclose(rbf(x), by_hand, rtol=1e-4)
+
+
+def test_input_is_padded_with_background_minus_0_1_and_ink_1_175():
+    digits = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    digits[0, 10, 10] = 255
+    x = lh.input_1998(digits)
+    assert x.shape == (1, 1, 32, 32)
+    assert x[0, 0, 12, 12].item() == pytest.approx(1.175)
+    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1) and x[0, 0, 5, 5].item() == pytest.approx(-0.1)
+
+
+def test_squashing_is_1_7159_tanh_two_thirds_a_and_its_slope():
+    a = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    assert torch.allclose(lh.squash(a), 1.7159 * torch.tanh(2 * a / 3))
+    assert lh.squash(torch.tensor(1.0)).item() == pytest.approx(1.0, abs=1e-4)
+    a.requires_grad_()
+    (slope,) = torch.autograd.grad(lh.squash(a).sum(), a)
+    assert torch.allclose(lh.squash_slope(a.detach()), slope)
+
+
+def test_initialisation_is_within_2_4_over_the_fan_in():
+    model = lh.LeNet5_1998()
+    c1, s2, c3, _, c5, f6 = model.layers
+    assert c1.weight.abs().max() <= 2.4 / 25 and c5.weight.abs().max() <= 2.4 / 400
+    assert f6.weight.abs().max() <= 2.4 / 120 and s2.weight.abs().max() <= 2.4 / 4
+    assert f6.weight.abs().max() > 0.9 * 2.4 / 120  # the whole range is used
+    fan = c3.fan_in[:, 0].tolist()  # each C3 kernel: 25 x the S2 maps its C3 map sees
+    assert sorted(set(fan)) == [75.0, 100.0, 150.0]
+    assert (c3.weight.abs() <= 2.4 / c3.fan_in).all()
+
+
+def test_map_loss_by_hand():
+    y = torch.tensor([[3.0, 0.5, 7.0, 2.0, 9.0, 4.0, 6.0, 8.0, 1.5, 5.0],
+                      [0.2, 4.0, 3.0, 2.5, 9.0, 4.0, 6.0, 8.0, 1.0, 5.0]])
+    labels = torch.tensor([1, 0])
+    j = 2.0
+    by_hand = sum(y[n, labels[n]].item() + math.log(math.exp(-j) + sum(math.exp(-v) for v in y[n].tolist()))
+                  for n in range(2)) / 2
+    assert lh.map_loss(y, labels, j).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_map_curvature_by_hand():
+    """2 + sum_i p_i (1 - p_i) (2 (x_k - w_ik))^2, p_i = e^-y_i / (e^-j + sum e^-y)."""
+    torch.manual_seed(0)
+    centres = lh.rbf_bitmaps_1998().double()
+    x = (centres[3] * 0.6 + torch.randn(84, dtype=torch.float64) * 0.3)[None]
+    j = 20.0
+    y = [((x[0] - centres[i]) ** 2).sum().item() for i in range(10)]
+    z = math.exp(-j) + sum(math.exp(-v) for v in y)
+    p = [math.exp(-v) / z for v in y]
+    by_hand = [2 + sum(p[i] * (1 - p[i]) * (2 * (x[0, k].item() - centres[i, k].item())) ** 2 for i in range(10))
+               for k in range(84)]
+    got = lh.map_curvature(x, centres, torch.tensor([3]), j)[0]
+    assert torch.allclose(got, torch.tensor(by_hand, dtype=torch.float64), rtol=1e-9)
+
+
+class Tiny1998(lh.LeNet5_1998):
+    """A small net with every kind of layer: conv 3x3 (8x8 -> 2x6x6), subsampling (-> 2x3x3), a C3-like
+    partial convolution 2x2 over a table (-> 3x2x2), a full layer to 84, the RBF output."""
+
+    def __init__(self) -> None:
+        torch.nn.Module.__init__(self)
+        self.layers = torch.nn.ModuleList([lh.Conv1998(1, 2, 3), lh.Subsampling1998(2),
+                                           lh.C3Conv1998(table=("XX.", ".XX"), kernel=2),
+                                           lh.Full1998(12, 84)])
+        self.rbf = lh.RBF1998()
+        with torch.no_grad():  # weights big enough that every layer matters
+            for p in self.parameters():
+                p.uniform_(-0.8, 0.8)
+
+
+def brute_force_diagonal(model: Tiny1998, images: torch.Tensor, labels: torch.Tensor, j: float) -> list:
+    """The paper's diagonal estimate (Appendix C), unit by unit and connection by connection, in loops:
+    d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2; h_kk = sum over the connections of weight k of
+    x_j^2 d2E/da_i^2; averaged over the images."""
+    c1, s2, c3, f6 = model.layers
+    sl = lh.squash_slope
+    h = [torch.zeros_like(p, dtype=torch.float64) for p in model.parameters()]
+    for n in range(len(images)):
+        x0 = images[n, 0].double()
+        a1 = c1(images[n:n + 1])[0].double()
+        x1 = lh.squash(a1)
+        a2 = s2(x1[None].float())[0].double()
+        x2 = lh.squash(a2)
+        a3 = c3(x2[None].float())[0].double()
+        x3 = lh.squash(a3)
+        a4 = f6(x3[None].float())[0].double()
+        x4 = lh.squash(a4)
+        g4 = sl(a4) ** 2 * lh.map_curvature(x4[None], model.rbf.centres.double(), labels[n:n + 1], j)[0]
+        w4, flat3 = f6.weight.double(), x3.reshape(-1)
+        for k in range(84):
+            for i in range(12):
+                h[6][k, i] += flat3[i] ** 2 * g4[k]
+            h[7][k] += g4[k]
+        gx3 = torch.zeros(12, dtype=torch.float64)
+        for i in range(12):
+            gx3[i] = sum(w4[k, i] ** 2 * g4[k] for k in range(84))
+        g3 = sl(a3) ** 2 * gx3.view(3, 2, 2)
+        kern = c3.kernels(c3.weight).double()
+        pair_of = {int(p): row for row, p in enumerate(c3.pairs)}
+        gx2 = torch.zeros(2, 3, 3, dtype=torch.float64)
+        for o in range(3):
+            for p in range(2):
+                for q in range(2):
+                    h[5][o] += g3[o, p, q]
+                    for i in range(2):
+                        if o * 2 + i not in pair_of:
+                            continue
+                        for u in range(2):
+                            for v in range(2):
+                                h[4][pair_of[o * 2 + i], u * 2 + v] += x2[i, p + u, q + v] ** 2 * g3[o, p, q]
+                                gx2[i, p + u, q + v] += kern[o, i, u, v] ** 2 * g3[o, p, q]
+        g2 = sl(a2) ** 2 * gx2
+        gx1 = torch.zeros(2, 6, 6, dtype=torch.float64)
+        for c in range(2):
+            coef = s2.weight[c].double()
+            for p in range(3):
+                for q in range(3):
+                    h[3][c] += g2[c, p, q]
+                    for u in range(2):
+                        for v in range(2):
+                            h[2][c] += x1[c, 2 * p + u, 2 * q + v] ** 2 * g2[c, p, q]
+                            gx1[c, 2 * p + u, 2 * q + v] = coef ** 2 * g2[c, p, q]
+        g1 = sl(a1) ** 2 * gx1
+        for c in range(2):
+            for p in range(6):
+                for q in range(6):
+                    h[1][c] += g1[c, p, q]
+                    for u in range(3):
+                        for v in range(3):
+                            h[0][c, 0, u, v] += x0[p + u, q + v] ** 2 * g1[c, p, q]
+    return [t / len(images) for t in h]
+
+
+def test_gauss_newton_diagonal_against_brute_force_on_a_tiny_net():
+    torch.manual_seed(1)
+    model = Tiny1998()
+    images, labels = torch.randn(3, 1, 8, 8), torch.tensor([4, 0, 7])
+    fast = lh.gauss_newton_diagonal(model, images, labels, j=30.0)
+    slow = brute_force_diagonal(model, images, labels, j=30.0)
+    assert len(fast) == len(slow) == 8
+    for name, f, s in zip([n for n, _ in model.named_parameters()], fast, slow, strict=True):
+        assert f.shape == s.shape, name
+        assert torch.allclose(f.double(), s, rtol=1e-4, atol=1e-9), (name, f, s)
+        assert (f >= 0).all(), name
+
+
+def test_gauss_newton_diagonal_is_the_exact_hessian_diagonal_where_no_weight_is_shared():
+    """One full layer, linear units, squared error to one bitmap (a large j: the MAP loss's second
+    term is constant): d2E/dw^2 = x^2 d2E/da^2 exactly, as the estimate says."""
+    torch.manual_seed(2)
+    f6 = lh.Full1998(5, 84)
+    x = torch.randn(1, 5, dtype=torch.float64)
+    centre = lh.rbf_bitmaps_1998().double()[2]
+
+    def loss(w):
+        return ((torch.nn.functional.linear(x, w) - centre) ** 2).sum()
+
+    hess = torch.autograd.functional.hessian(loss, f6.weight.detach().double())
+    exact = torch.stack([hess[k, i, k, i] for k in range(84) for i in range(5)]).view(84, 5)
+    assert torch.allclose(exact, 2 * x[0] ** 2 * torch.ones(84, 1, dtype=torch.float64))
+
+
+def test_sdlm_step_is_eta_over_mu_plus_h_and_updates_in_place():
+    h = [torch.tensor([0.0, 0.5, 4.0])]
+    (steps,) = lh.sdlm_steps(h, eta=0.001, mu=0.02)
+    assert torch.allclose(steps, 0.001 / (0.02 + torch.tensor([0.0, 0.5, 4.0])))
+    w = torch.tensor([1.0, 1.0, 1.0])
+    lh.sdlm_update([w], [torch.tensor([1.0, -2.0, 3.0])], [steps])
+    assert torch.allclose(w, 1 - steps * torch.tensor([1.0, -2.0, 3.0]))
+
+
+def test_eta_schedule_is_the_papers():
+    assert [lh.eta_1998(n) for n in range(1, 21)] == [5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + \
+        [1e-5] * 8
+
+
+def test_a_short_training_learns():
+    """Two passes over 512 random 'digits' of two kinds: the loss falls and the error is low."""
+    torch.manual_seed(0)
+    proto = torch.rand(2, 28, 28) > 0.7
+    labels = torch.randint(0, 2, (512,))
+    digits = (proto[labels] ^ (torch.rand(512, 28, 28) > 0.95)).to(torch.uint8) * 255
+    data = {"train": (lh.input_1998(digits), labels)}
+    history = lh.fit_1998(lh.LeNet5_1998(), data, passes=3, batch_size=16, seed=0, score=("train",))
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["train_error"] < 0.05
+
+
+def csv_rows(name: str) -> list[dict]:
+    with open(RESULTS / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def notebook_text() -> str:
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.skipif(not (RESULTS / "lenet1998.csv").exists(), reason="no benchmark CSV yet")
+def test_notebooks_quoted_reproduction_is_what_the_csv_holds():
+    """The figures notebook 08's text quotes from the full reproduction: the mean, min and max test
+    error over the seeds and the seed count, as the CSV gives them (rounded to 2 decimals in %)."""
+    rows = [r for r in csv_rows("lenet1998.csv") if r["eval_set"] == "test"]
+    errors = [100 * float(r["eval_error"]) for r in rows]
+    text = notebook_text()
+    quoted = re.search(r"over (\d+) seeds: mean ([\d.]+) %, min ([\d.]+) %, max ([\d.]+) %", text)
+    assert quoted, "notebook 08 should quote the reproduction: 'over N seeds: mean X %, min Y %, max Z %'"
+    assert int(quoted[1]) == len(rows)
+    for said, value in zip(quoted.groups()[1:], (sum(errors) / len(errors), min(errors), max(errors)),
+                           strict=True):
+        assert float(said) == pytest.approx(value, abs=0.006), (said, value)
+    batch = re.search(r"(\d+) images per update", text)
+    assert batch and {int(r["batch_size"]) for r in rows} == {int(batch[1])}
+
+
+def test_notebook_marks_the_papers_figures_as_the_papers():
+    """Every figure of the paper that notebook 08 quotes (0.95 %, 0.35 %, 0.8 %, mu 0.02, ...) is
+    said to be the paper's, with its section, where the text first quotes it."""
+    text = notebook_text()
+    for figure in ("0.95 %", "0.35 %", "0.8 %", "0.02"):
+        first = text.find(figure)
+        assert first >= 0, figure
+        near = text[max(0, first - 300):first + 300]
+        assert re.search(r"paper|LeCun", near) and re.search(r"\b(II\.B|III\.C|Appendix [A-C])\b", near), \
+            (figure, near)
