@@ -871,7 +871,11 @@ def strokes_to_image(strokes: list[list[tuple[float, float]]], size: int = CANVA
 def area_overlaps(n_in: int, n_out: int, side: int, box: int) -> np.ndarray:
     """(n_out, n_in) integers: how much of input pixel j falls into output pixel i, in units of
     1/box of an input pixel, when `side` input pixels become `box` output pixels (center_digit;
-    notebook 06, "Making it look like an MNIST digit", uses it by hand)."""
+    notebook 06, "Making it look like an MNIST digit", uses it by hand).
+
+    Example: 5 pixels into 2, area_overlaps(5, 2, 5, 2) = [[2, 2, 1, 0, 0], [0, 0, 1, 2, 2]] in
+    halves of a pixel: each output pixel takes two input pixels whole and half of the middle one.
+    Whole numbers, so that any program that counts the same way gets the same digit."""
     edges_in = np.arange(n_in + 1) * box     # input pixel j spans [j*box, (j+1)*box)
     edges_out = np.arange(n_out + 1) * side  # output pixel i spans [i*side, (i+1)*side)
     start = np.maximum(edges_out[:-1, None], edges_in[None, :-1])
