@@ -474,12 +474,15 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
                 scheduler: Any, batch_size: int, generator: torch.Generator,
                 augment: bool = False, amp: bool = False, label_smoothing: float = 0.0,
                 bar: Any = None, distort: Callable[..., torch.Tensor] | None = None) -> None:
-    """One pass over the training tensors in a random order: forward, loss, backward, step.
+    """One epoch: the training images in a random order, batch by batch: forward, loss, backward, step.
 
-    Notebook 03, "The default recipe, written out", is this loop. With augment=True each batch is first
-    distorted by `distort(x, generator=generator)`: random_distort with its own sizes unless
-    another is given (benchmarks/ablation.py passes other sizes; notebook 03, "Augmentation: new
-    digits for free").
+    It is the loop of notebook 03, "The default recipe, written out", with two options. augment=True:
+    each batch is first distorted, by random_distort (notebook 03, "Augmentation: new digits for
+    free") or by the function given as `distort`. amp=True: on a GPU the forward pass runs in
+    bfloat16 inside torch.autocast (notebook 03, "Only on a GPU: mixed precision"); with
+    amp=False autocast changes nothing. `bar` is the progress bar, if any.
+
+    Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
     model.train()
     order = torch.randperm(len(images), device=images.device, generator=generator)
@@ -490,7 +493,7 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
             x = (distort or random_distort)(x, generator=generator)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         scheduler.step()

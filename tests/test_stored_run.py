@@ -142,7 +142,7 @@ def test_03_text_on_the_full_run_is_what_its_outputs_show():
     # "A dip late in the run is then a digit or two": the last quarter's dips, in the listed digits
     listed = output(cell_with("03-training.ipynb", "val_losses = ["))
     fell = [(int(e), int(n)) for e, n in
-            re.findall(r"^epoch (\d+): validation accuracy fell .*, (\d+) digits$", listed, re.M)]
+            re.findall(r"^epoch (\d+): validation accuracy fell .*: (\d+) of [\d,]+ digits$", listed, re.M)]
     assert "a digit or two" in dips and fell and all(n <= 2 for e, n in fell if e > 9), fell
     jumps = re.search(r"([\d.]+) in the first half, ([\d.]+) over the last three", listed)
     assert float(jumps[2]) < float(jumps[1]) / 10, "the loss settles as the rate anneals"

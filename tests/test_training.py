@@ -3,6 +3,7 @@ and the pure pieces of training (recipes, divergence, augmentation) on synthetic
 
 from __future__ import annotations
 
+import ast
 import csv
 import functools
 import json
@@ -12,12 +13,15 @@ import subprocess
 import sys
 import textwrap
 
+import nbformat
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import needs_mnist
 
 import lenet5_helpers as lh
 from lenet5_series import runs
+from lenet5_series.paths import NOTEBOOKS_DIR
 
 
 def train(data, run_dir, epochs=2, seed=0, **kwargs):
@@ -298,3 +302,73 @@ def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(tmp_pat
         lh.checked_params(**dict(same, epochs=None), resume=False)
     with pytest.raises(runs.RunError, match="train_size: 2000 there, 55000 here"):
         lh.checked_params(**dict(same, train_subset=None), resume=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# The notebooks write the helper's loops out; the checks that the two agree live here
+# ------------------------------------------------------------------------------------------------
+
+def notebook_code(name: str, first_line: str) -> str:
+    """The source of the code cell of notebooks/<name> that begins with `first_line`."""
+    nb = nbformat.read(str(NOTEBOOKS_DIR / name), as_version=4)
+    (found,) = [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith(first_line)]
+    return found
+
+
+def notebook_function(name: str, function: str):
+    """The function `function` as a notebook cell defines it, run with torch, F and lh."""
+    source = notebook_code(name, f"def {function}(")
+    (tree,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function]
+    namespace = {"torch": torch, "F": F, "lh": lh}
+    exec(compile(ast.Module([tree], type_ignores=[]), name, "exec"), namespace)
+    return namespace[function]
+
+
+@needs_mnist
+def test_03s_written_out_recipe_is_what_make_optimizer_and_train_epoch_do(mnist_2000, capsys):
+    """Notebook 03, "The default recipe, written out": its cell, run as it stands, ends with the
+    weights lh.make_optimizer + lh.train_epoch give from the same seed (lh.fit's loop), bit for bit."""
+    x, y = mnist_2000["train"]
+    namespace = {"torch": torch, "F": F, "lh": lh, "p": {"device": torch.device("cpu"), "seed": 0},
+                 "x_train": x, "y_train": y, "x_val": x[:500], "y_val": y[:500]}
+    exec(notebook_code("03-training.ipynb", 'settings = lh.resolve_recipe("default", epochs=1)'), namespace)
+    assert "validation accuracy" in capsys.readouterr().out
+    settings, steps = namespace["settings"], namespace["steps"]
+    part_x, part_y = namespace["part_x"], namespace["part_y"]
+    by_helper = lh.initialise(lh.LeNet5(), 0)
+    optimizer, scheduler = lh.make_optimizer(by_helper, settings, steps)
+    lh.train_epoch(by_helper, part_x, part_y, optimizer, scheduler, settings["batch_size"],
+                   torch.Generator().manual_seed(0), label_smoothing=settings["label_smoothing"])
+    by_hand = namespace["recipe_by_hand"].state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(by_hand, by_helper.state_dict().values(), strict=True))
+
+
+def test_03s_distort_is_random_distort():
+    """Notebook 03, "Augmentation: new digits for free", writes lh.random_distort out: the same
+    random numbers give the same images."""
+    distort = notebook_function("03-training.ipynb", "distort")
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    for seed in (0, 1):
+        assert torch.equal(distort(images, generator=torch.Generator().manual_seed(seed)),
+                           lh.random_distort(images, generator=torch.Generator().manual_seed(seed)))
+
+
+def test_04s_shift_is_shift_images():
+    """Notebook 04, "Shifted digits", writes lh.shift_images out."""
+    shift = notebook_function("04-results.ipynb", "shift")
+    images = torch.rand(8, 1, 32, 32)
+    for dx, dy in [(0, 0), (3, 0), (-2, 4), (0, -1), (4, -4)]:
+        assert torch.equal(shift(images, dx, dy), lh.shift_images(images, dx, dy))
+
+
+@needs_mnist
+def test_the_learning_rate_and_momentum_a_run_records_lie_on_schedule_per_step(mnist_2000, tmp_path):
+    """history.csv's lr and momentum (at the start of each epoch) are schedule_per_step's values
+    for the run's settings, read from its checkpoint: notebook 03 draws that schedule."""
+    _, history = train(mnist_2000, tmp_path, epochs=3)
+    config = lh.load_checkpoint(tmp_path / lh.CHECKPOINT)["config"]
+    steps = lh.steps_per_epoch(config["train_size"], config["batch_size"])
+    schedule = lh.schedule_per_step(config, steps)
+    for h in history:
+        for key in ("lr", "momentum"):
+            assert math.isclose(schedule[key][(h["epoch"] - 1) * steps], h[key]), (key, h)
