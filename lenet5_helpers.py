@@ -1071,12 +1071,14 @@ def squash(a: torch.Tensor) -> torch.Tensor:
 
 
 def squash_slope(a: torch.Tensor) -> torch.Tensor:
-    """f'(a) = A S (1 - tanh(S a)^2), the slope the second derivatives go back through (08)."""
+    """f'(a) = A S (1 - tanh(S a)^2), the slope second derivatives go back through (notebook 08,
+    "Squashing")."""
     return SQUASH_A * SQUASH_S * (1 - torch.tanh(SQUASH_S * a) ** 2)
 
 
 class Layer1998(nn.Module):
-    """A layer of weighted sums, a = weights . inputs + bias, before the squashing (notebook 08).
+    """A layer of weighted sums, a = weights . inputs + bias, before the squashing (notebook 08,
+    "The layers").
 
     Each layer has exactly two parameters, `weight` and `bias`, and computes its sums in
     `sums(x, weight, bias)` with the tensors it is given: forward passes its own; the second
@@ -1088,15 +1090,17 @@ class Layer1998(nn.Module):
         return self.sums(x, self.weight, self.bias)
 
     def reset_parameters(self) -> None:
-        """Uniform in +-2.4/F_i, F_i the fan-in of the unit the weight feeds (II.B; notebook 08)."""
+        """Uniform in +-2.4/F_i, F_i the fan-in of the unit the weight feeds (II.B; notebook 08,
+        "The layers")."""
         with torch.no_grad():
-            bound = 2.4 / self.fan_in
-            self.weight.copy_((torch.rand_like(self.weight) * 2 - 1) * bound)
-            self.bias.copy_((torch.rand_like(self.bias) * 2 - 1) * 2.4 / self.fan_in_bias)
+            for p, fan_in in ((self.weight, self.fan_in), (self.bias, self.fan_in_bias)):
+                bound = torch.as_tensor(2.4 / fan_in).to(p.device)
+                p.copy_((torch.rand_like(p) * 2 - 1) * bound)
 
 
 class Conv1998(Layer1998):
-    """C1 and C5: a plain convolution, every output map over every input map (notebook 08)."""
+    """C1 and C5: a plain convolution, every output map over every input map (notebook 08,
+    "C1, C5 and F6: convolutions")."""
 
     def __init__(self, maps_in: int, maps_out: int, kernel: int = 5) -> None:
         super().__init__()
@@ -1114,7 +1118,7 @@ class Conv1998(Layer1998):
 
 
 class C3Conv1998(Layer1998):
-    """C3: 16 maps of 5x5 kernels, each over the S2 maps Table I gives it (notebook 08, "C3").
+    """C3: 16 maps of 5x5 kernels, each over the S2 maps Table I gives it (notebook 08, "C3: Table I").
 
     Only the 60 connected (map, map) pairs have weights: `weight` holds their 60 kernels, 1,500
     numbers, which `kernels` puts into a 16x6x5x5 convolution with zeros for the pairs not connected.
@@ -1149,7 +1153,7 @@ class C3Conv1998(Layer1998):
 
 class Subsampling1998(Layer1998):
     """S2 and S4: each unit adds its 2x2 inputs, times a trainable coefficient, plus a trainable
-    bias, one pair per map (II.B; notebook 08, "Subsampling"): 2 parameters per map."""
+    bias, one pair per map (II.B; notebook 08, "S2 and S4: subsampling"): 2 parameters per map."""
 
     def __init__(self, maps: int) -> None:
         super().__init__()
@@ -1168,7 +1172,7 @@ class Subsampling1998(Layer1998):
 
 
 class Full1998(Layer1998):
-    """F6: 84 units, each over all 120 of C5's outputs (notebook 08)."""
+    """F6: 84 units, each over all 120 of C5's outputs (notebook 08, "C1, C5 and F6: convolutions")."""
 
     def __init__(self, n_in: int = 120, n_out: int = 84) -> None:
         super().__init__()
@@ -1194,7 +1198,8 @@ def rbf_bitmaps_1998() -> torch.Tensor:
 
 class RBF1998(nn.Module):
     """The output layer: y_i = sum_j (x_j - w_ij)^2, the squared distance from F6's 84 outputs to
-    digit i's bitmap (II.B). The bitmaps are a buffer: fixed, not learned. The smallest y wins."""
+    digit i's bitmap (II.B). The bitmaps are a buffer: fixed, not learned. The smallest y wins
+    (notebook 08, "The output: ten fixed bitmaps")."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -1208,7 +1213,8 @@ class RBF1998(nn.Module):
 
 
 class LeNet5_1998(nn.Module):
-    """LeNet-5 as LeCun et al. built it in 1998 (II.B; notebook 08): C1, S2, C3, S4, C5, F6, each
+    """LeNet-5 as LeCun et al. built it in 1998 (II.B; notebook 08, "The whole network, counted"):
+    C1, S2, C3, S4, C5, F6, each
     followed by the scaled tanh, then the ten RBF units. 60,000 trainable parameters.
 
     forward gives the ten distances y (N, 10), smallest = the digit read; `layers` the six trainable
@@ -1238,7 +1244,8 @@ class LeNet5_1998(nn.Module):
 
 
 def layer_counts_1998(model: LeNet5_1998) -> list[dict]:
-    """Each layer's trainable parameters and connections, beside the paper's (II.B; notebook 08)."""
+    """Each layer's trainable parameters and connections, beside the paper's (II.B; notebook 08,
+    "The whole network, counted")."""
     rows, x = [], torch.zeros(1, 1, 32, 32)
     with torch.no_grad():
         for name, layer in zip(model.NAMES, model.layers, strict=True):
@@ -1268,7 +1275,7 @@ def map_curvature(x: torch.Tensor, centres: torch.Tensor, labels: torch.Tensor,
     """Gauss-Newton second derivative of the MAP loss with respect to F6's outputs x_k (N, 84):
     2 + sum_i p_i (1 - p_i) (2 (x_k - w_ik))^2, with p_i = e^-y_i / (e^-j + sum e^-y).
 
-    Notebook 08, "Second derivatives at the output": y_correct is a sum of squares, whose
+    See notebook 08, "Second derivatives at the output": y_correct is a sum of squares, whose
     second derivative is 2 per unit; the log term's second derivative with respect to y_i is
     p_i (1 - p_i) (its diagonal), brought to x_k by the squared derivative of y_i. The terms that
     multiply a first derivative by y_i's own second derivative (-2 p_i, never positive) are dropped.
@@ -1283,7 +1290,8 @@ def map_curvature(x: torch.Tensor, centres: torch.Tensor, labels: torch.Tensor,
 def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor,
                           j: float = MAP_J) -> list[torch.Tensor]:
     """h_kk for every parameter (same order as model.parameters()), averaged over the images:
-    the paper's diagonal Gauss-Newton estimate of d2E/dw_k^2 (Appendix C; notebook 08).
+    the paper's diagonal Gauss-Newton estimate of d2E/dw_k^2 (Appendix C; notebook 08, "The squared
+    network").
 
     Second derivatives go backward like gradients, but with squared weights and squared slopes:
     d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2, and h_kk = sum over the connections that share
@@ -1319,14 +1327,16 @@ def eta_1998(pass_number: int, schedule: tuple = ETA_1998) -> float:
 
 def sdlm_steps(hessian: list[torch.Tensor], eta: float, mu: float = PAPER_1998["mu"]
                ) -> list[torch.Tensor]:
-    """Each parameter's own step size, eta / (mu + h_kk) (III.C, Appendix C; notebook 08): a
+    """Each parameter's own step size, eta / (mu + h_kk) (III.C, Appendix C; notebook 08,
+    "Stochastic diagonal Levenberg-Marquardt"): a
     large step where the loss curves gently, a small one where it curves sharply; mu keeps it
     finite where h_kk is near 0."""
     return [eta / (mu + h) for h in hessian]
 
 
 def sdlm_update(params: list[torch.Tensor], grads: list[torch.Tensor], steps: list[torch.Tensor]) -> None:
-    """w_k <- w_k - step_k * dE/dw_k for every parameter, in place (notebook 08)."""
+    """w_k <- w_k - step_k * dE/dw_k for every parameter, in place (notebook 08, "Stochastic diagonal
+    Levenberg-Marquardt")."""
     with torch.no_grad():
         for p, g, s in zip(params, grads, steps, strict=True):
             p.sub_(g * s)
@@ -1335,7 +1345,8 @@ def sdlm_update(params: list[torch.Tensor], grads: list[torch.Tensor], steps: li
 @torch.no_grad()
 def error_rate_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor,
                     batch_size: int = 250) -> float:
-    """The fraction of images whose smallest RBF distance is not their digit's (notebook 08)."""
+    """The fraction of images whose smallest RBF distance is not their digit's (notebook 08,
+    "Training it here (quick mode)")."""
     wrong = sum((model(images[i:i + batch_size]).argmin(1) != labels[i:i + batch_size]).sum().item()
                 for i in range(0, len(images), batch_size))
     return wrong / len(images)
@@ -1368,7 +1379,8 @@ def fit_1998(model: LeNet5_1998, data: dict, passes: int = PAPER_1998["passes"],
              batch_size: int = BATCH_1998, seed: int = 0, mu: float = MU_1998, j: float = MAP_J,
              score: tuple[str, ...] = ("train", "test"),
              on_pass: Callable[[dict], Any] | None = None) -> list[dict]:
-    """Train the 1998 network the paper's way for `passes` passes over data["train"] (notebook 08;
+    """Train the 1998 network the paper's way for `passes` passes over data["train"] (notebook 08,
+    "Training it here (quick mode)";
     benchmarks/lenet1998.py calls it for the full reproduction). The weights are set from `seed`
     first. After each pass the error rate on each split in `score` is measured; returns one row per
     pass: pass, eta, loss, seconds (the pass's training time), <split>_error."""
