@@ -283,7 +283,7 @@ def test_notebooks_quoted_reproduction_is_what_the_csv_holds():
     rows = [r for r in csv_rows("lenet1998.csv") if r["eval_set"] == "test"]
     errors = [100 * float(r["eval_error"]) for r in rows]
     text = notebook_text()
-    quoted = re.search(r"over (\d+) seeds: mean ([\d.]+) %, min ([\d.]+) %, max ([\d.]+) %", text)
+    quoted = re.search(r"over (\d+) seeds: mean ([\d.]+) %, min ([\d.]+) %, max ([\d.]+) %", text, re.I)
     assert quoted, "notebook 08 should quote the reproduction: 'over N seeds: mean X %, min Y %, max Z %'"
     assert int(quoted[1]) == len(rows)
     for said, value in zip(quoted.groups()[1:], (sum(errors) / len(errors), min(errors), max(errors)),
