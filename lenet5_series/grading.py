@@ -60,6 +60,7 @@ x_train, y_train = lh.to_tensors(train_raw)""",
 examples = {1: [[(150, 40), (135, 240)]]}  # the drawn 1 of section 1
 images = {digit: lh.strokes_to_image(strokes) for digit, strokes in examples.items()}""",
     "07": "import lenet5_helpers as lh",
+    "08": "import lenet5_helpers as lh",
 }
 
 # The teacher's answer to each exercise with a number, as the folded solution computes it, from

@@ -326,7 +326,13 @@ def test_the_readmes_results_table_is_what_final_test_csv_holds():
         assert sorted(r["seed"] for r in runs) == seed_range(seeds), what
         assert mean == f"**{pct(float(r['test_accuracy']) for r in runs)}**", what
         assert tta_mean == pct(float(r["test_accuracy_tta"]) for r in runs), what
-    assert [row[2] for row in rows[2:]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
+    assert [row[2] for row in rows[2:4]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
+    (what, seeds, accuracy, _), = rows[4:]  # the 1998 network reproduced: benchmarks/lenet1998.py
+    done = [r for r in results("lenet1998.csv") if r["eval_set"] == "test" and int(r["passes"]) == 20]
+    assert sorted(r["seed"] for r in done) == seed_range(seeds) and "32 images per update" in what
+    assert all(int(r["batch_size"]) == 32 for r in done)
+    errors = [float(r["eval_error"]) for r in done]
+    assert accuracy == f"{pct(1 - e for e in errors)} ({100 * statistics.mean(errors):.2f} % error)"
     assert "98.63 %" in RESULTS_PAGE.read_text() and "**0.95 %**" in RESULTS_PAGE.read_text()
 
 
@@ -459,3 +465,15 @@ def test_setup_chooses_the_light_cpu_install_and_falls_back_when_its_index_is_un
                                 "print(m.version('torch'), m.version('torchvision'))"],
                                capture_output=True, text=True, check=True).stdout
     assert installed.split() == ["2.14.1+cpu", "0.29.1+cpu"]
+
+
+def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
+    rows = table(RESULTS_PAGE.read_text(), "| seed | test error | training error after 19 passes |")
+    done = {r["seed"]: r for r in results("lenet1998.csv")
+            if r["eval_set"] == "test" and int(r["passes"]) == 20}
+    ours = [row for row in rows if row[0].isdigit()]
+    assert sorted(row[0] for row in ours) == sorted(done)
+    for seed, test_error, train_error in ours:
+        assert test_error == f"{100 * float(done[seed]['eval_error']):.2f} %", seed
+        assert train_error == f"{100 * float(done[seed]['train_error_19']):.2f} %", seed
+    assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
