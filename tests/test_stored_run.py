@@ -126,8 +126,8 @@ def test_03_text_on_the_full_run_is_what_its_outputs_show():
     history = output(cell_with("03-training.ipynb", "history = lh.fit("))
     train_losses = [float(v) for v in re.findall(r"train loss ([\d.]+)", history)]
     assert len(train_losses) == 12
-    # "the loss stays near -ln 0.91 ≈ 0.09 or a little above"
-    assert "near `-ln 0.91 ≈ 0.09` or a little above" in markdown_with("03-training.ipynb", "## The full run")
+    # the text: the loss comes down towards -ln 0.91 ≈ 0.09 and ends a little above it
+    assert "`-ln 0.91 ≈ 0.09`" in markdown_with("03-training.ipynb", "## The full run")
     assert 0.09 <= train_losses[-1] < 0.15, train_losses
     # "their accuracies differ by a few tenths of a percent, either way"
     line = output(cell_with("03-training.ipynb", "metrics = json.loads"))
