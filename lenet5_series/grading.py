@@ -1,16 +1,17 @@
 """Graded assignments (`make assignments`): one nbgrader assignment per notebook of the series.
 
-Infrastructure, not part of the lessons. nbgrader (the optional extra `grading`) is the grading
+A program, not part of the lessons. nbgrader (the optional extra `grading`) is the grading
 tool: it takes the course folder this module writes as it is, and a teacher runs its commands on it
 (see website/teachers.md).
 
 Each assignment is the *exercises* of one notebook, built from the same exercise and solution text
-as the handouts (`publish.exercises_and_solutions`): a set-up cell that makes what the exercises use
-the way the notebook makes it, then each exercise with a written answer the teacher grades by hand,
-and, for an exercise with a number to find (those `check_answer` knows), a cell for that number and
-a hidden test that checks it with `check_answer`'s fingerprint. The lesson itself is not part of the
-assignment: learners work through it in their copy of the series, so grading runs only the short
-exercises notebook and never a training run.
+as the handouts (`publish.exercises_and_solutions`): a set-up cell that makes what the numbered
+answers need (the helper; for 01, the data), then each exercise with a written answer the
+teacher grades by hand, and, for an exercise with a number to find (those `check_answer`
+knows), a cell for that number and a hidden test that checks it with `check_answer`'s
+fingerprint. The lesson itself is not part of the assignment: learners work through it in
+their copy of the series, so grading runs only the short exercises notebook and never a training
+run.
 
 Course folder (nbgrader's layout): source/<assignment>/ the teacher's version, with the solutions
 and the hidden tests; release/<assignment>/ the learners' version, made by nbgrader from it;
@@ -165,7 +166,8 @@ def assignment_notebook(path: Path) -> nbformat.NotebookNode:
     head = (f"# {title}: exercises\n\nThe exercises of the notebook `{path.name}`, to hand in. Work "
             "through that notebook first, in your copy of the series; then answer here. Each exercise "
             "has an answer cell your teacher reads (add code cells below it as you need; the code cell "
-            "first here makes what the exercises use, as the notebook does). An exercise with a number "
+            "first here imports the helper and makes what the numbered answers need; for the rest, work "
+            "in your copy of the notebook). An exercise with a number "
             "to find also has a cell for that number, checked automatically when your work is graded. "
             "Before you hand it in: **Kernel ▸ Restart Kernel and Run All Cells**.")
     cells = [nbgrader_cell(nbformat.v4.new_markdown_cell(head), f"head_{lesson}"),
