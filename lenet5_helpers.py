@@ -754,6 +754,31 @@ def plot_history(history: list[dict], fig: Any = None) -> Any:
     return fig
 
 
+def live_history_plot() -> Callable[[list[dict]], Any]:
+    """Show empty learning curves below the cell now; return `redraw(history)`, which redraws them.
+
+    Pass `redraw` to fit as `on_epoch`: after every epoch fit calls it with the history so far, and
+    the curves (plot_history) are redrawn in the same place below the cell, not added once more.
+    `redraw` returns the figure. Outside Jupyter the figure is drawn, and only its name printed.
+
+    Taught in notebook 03, "The full run".
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    fig = plot_history([])
+    plt.close(fig)  # shown by the display below only, not once more when the cell ends
+    shown = display(fig, display_id=True)  # a place in the cell's output that can be updated
+
+    def redraw(history: list[dict]) -> Any:
+        plot_history(history, fig)
+        if shown is not None:
+            shown.update(fig)
+        return fig
+
+    return redraw
+
+
 # --------------------------------------------------------------------------------------------
 # 9. Parameters
 # --------------------------------------------------------------------------------------------
