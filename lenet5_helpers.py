@@ -34,7 +34,7 @@ from lenet5_series import runs, threads
 from lenet5_series.exercises import check_answer  # noqa: F401
 from lenet5_series.mnist import DataError, prepare_mnist, resolve_data_dir  # noqa: F401
 from lenet5_series.params import as_bool, as_float, as_int
-from lenet5_series.paths import show_path
+from lenet5_series.paths import show_path  # noqa: F401  (notebooks print run folders with it)
 from lenet5_series.runs import (  # noqa: F401
     CHECKPOINT,
     FIGURES,
@@ -310,12 +310,11 @@ def available_devices() -> list[str]:
     return found + ["cpu"]
 
 
-def pick_device(device: str = "auto", verbose: bool = True, processes: int = 1) -> torch.device:
+def pick_device(device: str = "auto", verbose: bool = True) -> torch.device:
     """"auto" takes cuda, then mps, then cpu; a named device that is absent is an error, at once.
 
     Notebook 03's `device` parameter: the data and the model must both be moved to this device.
-    Then it sets torch's CPU threads to this run's share of the machine (threads.use_cpu_threads:
-    any device computes on the CPU too); verbose prints the device and the threads in one line.
+    verbose prints which device and why.
 
     Taught in notebook 03, "The data: training, validation and test sets, as tensors on the device".
     """
@@ -326,13 +325,15 @@ def pick_device(device: str = "auto", verbose: bool = True, processes: int = 1) 
     if picked not in found:
         raise RuntimeError(f"device={device!r} was asked for, but this machine has no {device} "
                            f"device (available: {', '.join(found)}). Use device='auto' or 'cpu'.")
-    cpu_threads = threads.use_cpu_threads(processes)
     if verbose:
-        why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present",
-               "cpu": "no GPU was found"}
-        chose = f"device='auto' picked {picked}: {why[picked]}" if device == "auto" else f"device={device!r}"
-        print(f"{chose}; {cpu_threads}")
+        print(_device_words(device, picked))
     return torch.device(picked)
+
+
+def _device_words(asked: str, picked: str) -> str:
+    """The device chosen, and why: "device='auto' picked cpu: no GPU was found"."""
+    why = {"cuda": "a CUDA GPU is present", "mps": "an Apple GPU (MPS) is present", "cpu": "no GPU was found"}
+    return f"device='auto' picked {picked}: {why[picked]}" if asked == "auto" else f"device={asked!r}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,6 +353,14 @@ RECIPES = {
     "default": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
                 "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
                 "batch_size": 128, "epochs": 12},
+    # The default recipe in 2 epochs of batches of 96, its weights in the channels-last memory format
+    # (notebook 07, "Where the time goes"). Chosen on the validation split among 12 candidates (2 or
+    # 3 epochs, batches of 96, 128 or 256, peaks 0.1 or 0.15): of those whose mean validation
+    # accuracy over 2 seeds is at least 98.9 %, the one with the fewest epochs
+    # (benchmarks/results/fast_recipe.csv, written by benchmarks/speed.py --choose).
+    "fast": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+             "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
+             "batch_size": 96, "epochs": 2, "channels_last": True},
 }
 RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful error
 
@@ -473,14 +482,15 @@ def random_distort(x: torch.Tensor, max_shift: float = 2.0, max_rotate: float = 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
                 scheduler: Any, batch_size: int, generator: torch.Generator,
                 augment: bool = False, amp: bool = False, label_smoothing: float = 0.0,
-                bar: Any = None, distort: Callable[..., torch.Tensor] | None = None) -> None:
+                on_step: Callable[[], Any] | None = None,
+                distort: Callable[..., torch.Tensor] | None = None) -> None:
     """One epoch: the training images in a random order, batch by batch: forward, loss, backward, step.
 
     It is the loop of notebook 03, "The default recipe, written out", with two options. augment=True:
     each batch is first distorted, by random_distort (notebook 03, "Augmentation: new digits for
     free") or by the function given as `distort`. amp=True: on a GPU the forward pass runs in
     bfloat16 inside torch.autocast (notebook 03, "Only on a GPU: mixed precision"); with
-    amp=False autocast changes nothing. `bar` is the progress bar, if any.
+    amp=False autocast changes nothing. on_step() runs after every step (fit's progress bar).
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
@@ -497,8 +507,22 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
         loss.backward()
         optimizer.step()
         scheduler.step()
-        if bar is not None:
-            bar.update(1)
+        if on_step is not None:
+            on_step()
+
+
+def use_memory_format(model: nn.Module, settings: dict) -> nn.Module:
+    """Store the model's weights channels-last when the recipe says so ("fast"), else leave them.
+
+    Channels-last keeps a pixel's channels side by side in memory (N, H, W, C order underneath the
+    same (N, C, H, W) shape); the CPU's convolutions and pooling run faster on it. The numbers are
+    the same up to rounding; the input, with one channel, is the same either way.
+
+    Taught in notebook 07, "Where the time goes".
+    """
+    if settings.get("channels_last"):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
@@ -558,37 +582,31 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     steps = steps_per_epoch(len(x_train), config["batch_size"])
     lock = runs.lock_run_dir(run_dir)
     try:
-        initialise(model, seed)  # a resumed run then loads its checkpoint's weights over these
+        use_memory_format(initialise(model, seed), config)  # a resumed run loads its weights over these
         optimizer, scheduler = make_optimizer(model, config, steps)
         generator = torch.Generator(device).manual_seed(seed)
         history = runs.start_or_resume(run_dir, config, model, optimizer, scheduler, generator,
                                        resume)
-        first = len(history)
-        if first >= config["epochs"]:
-            print(f"{show_path(run_dir)} already holds this finished run ({first} epochs); "
-                  "loaded it. Use a new run_dir to train again.")
+        if runs.already_finished(run_dir, history, config):
             return history
         # One refresh a second keeps the notebook's message channel light. TQDM_DISABLE=1 (set by
         # the series' runner) turns the bar off, so stored notebooks keep only the epoch lines.
-        bar = tqdm(total=(config["epochs"] - first) * steps, unit="batch", mininterval=1.0,
+        bar = tqdm(total=(config["epochs"] - len(history)) * steps, unit="batch", mininterval=1.0,
                    **({} if progress else {"disable": True}))
-        for epoch in range(first + 1, config["epochs"] + 1):
-            bar.set_description(f"epoch {epoch}/{config['epochs']}")
-            start = time.perf_counter()
-            lr_now, momentum_now = (optimizer.param_groups[0][k] for k in ("lr", "momentum"))
-            train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
-                        generator, augment, amp, config["label_smoothing"], bar)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            line = runs.score_epoch(history, data, config["epochs"],
-                                    lambda split: evaluate(model, *data[split]),
-                                    epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
-            runs.save_run(run_dir, config, model, optimizer, scheduler, generator, history)
-            bar.write(line)
-            runs.check_diverged(history, config["lr"])
-            if on_epoch is not None:
-                on_epoch(history)
+        with threads.SharedCores(device) as cores:  # other trainings on this machine: share its cores
+
+            def step_done() -> None:
+                bar.update(1)
+                cores.check()
+
+            def one_epoch() -> None:
+                bar.set_description(f"epoch {len(history) + 1}/{config['epochs']}")
+                train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
+                            generator, augment, amp, config["label_smoothing"], step_done)
+
+            runs.run_epochs(run_dir, config, history, data, one_epoch,
+                            lambda split: evaluate(model, *data[split]), model, optimizer,
+                            scheduler, generator, write=bar.write, on_epoch=on_epoch)
         bar.close()
         return history
     finally:
@@ -829,7 +847,9 @@ def checked_params(**params: Any) -> dict:
         if p["run_dir"].exists() and not p["run_dir"].is_dir():
             raise ValueError(f"run_dir={str(params['run_dir'])!r} is a file; pass a folder.")
     if "device" in p:
-        p["device"] = pick_device(str(p["device"]))
+        p["device"] = pick_device(str(p["device"]), verbose=False)
+        # and this run's CPU threads (any device computes on the CPU too): the one place a notebook sets them
+        print(f"{_device_words(str(params['device']), p['device'].type)}; {threads.use_cpu_threads()}")
         if p.get("amp") and p["device"].type != "cuda":
             raise ValueError(f"amp=True is not accepted here: bfloat16 mixed precision needs a CUDA "
                              f"GPU, and this run uses {p['device'].type}. Pass amp=False.")

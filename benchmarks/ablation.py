@@ -205,8 +205,9 @@ WORKER: dict = {}  # this worker process's data, device and deadline (init_worke
 def init_worker(threads_each: int, with_test: bool, deadline: float | None = None,
                 device: str = "cpu", validation: bool = True) -> None:
     """Load and split MNIST in this worker, with `threads_each` threads, so side-by-side runs share
-    the cores (LENET5_THREADS, which lenet5_series.threads.use_cpu_threads reads: pick_device calls it)."""
+    the cores (LENET5_THREADS, which lenet5_series.threads.use_cpu_threads reads)."""
     os.environ[threads.VARIABLE] = str(threads_each)
+    threads.use_cpu_threads()
     WORKER["deadline"] = deadline
     WORKER["device"] = lh.pick_device(device, verbose=False)
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), WORKER["device"],  # 55,000 / 5,000;

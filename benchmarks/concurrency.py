@@ -1,27 +1,34 @@
 """Benchmark: trainings that share the CPU, the old way and with the thread budget. Prints its figures.
 
     python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3]
-                                     [--modes old,new,pinned,passive] [--sweep | --sweep-only] [--sweep-old]
+                                     [--modes shared,old,new,pinned,passive]
+                                     [--sweep | --sweep-only] [--sweep-old]
                                      [--sweep-params "epochs 3 train_subset 10000"]
 
 Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
 training images and warms up on a few batches; when all are ready they train one epoch of the
 default recipe together (lh.train_epoch), and each one's epoch time is divided by a lone run's
-(the median of the lone runs of the mode `new`). Modes:
-  old     every process takes every core (LENET5_THREADS = the cores): what torch does by itself
+(the median of the lone runs of the mode `shared`). Each trains as lh.fit does (threads.SharedCores).
+Modes:
+  shared  nothing set: each training sees the others in threads.REGISTRY and takes its share of
+          the cores (what two notebooks, two papermill runs or a class server's users get)
+  old     every process takes every core (LENET5_THREADS = the cores, which turns the sharing
+          off): what torch does by itself
   new     each gets its share (LENET5_THREADS = OMP_NUM_THREADS = cores // k, at least 1): what a
           sweep gives its kernels, or a teacher sets for each user
   pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
           and the helper finds its thread count by itself (no LENET5_THREADS)
   passive as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
 For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
-tries. Targets on a 2-core machine (mode new): 2 at once <= 2.5x a lone run each, 4 at once <= 5x.
+tries. Targets on a 2-core machine (mode shared: no variable set): 2 at once <= 2.5x a lone run
+each, 4 at once <= 5x; a lone run within 5 % of the old way's.
 
 Part 2 (--sweep): the README's sweep example (-g recipe default,reference -g lr 0.05,0.1 and
 --sweep-params) through `python -m lenet5_series sweep`: 2 workers (each with its share) against
 its points one after another (--jobs 1); with --sweep-old also 2 workers that each take every core
 (the old way). Target: 2 workers faster than one after another.
 
+Part 1 appends a row per mode and number of runs to benchmarks/results/concurrency.csv.
 The figures depend on what else the machine runs: each section prints the load average (`uptime`)
 before and after; compare figures taken at a quiet moment.
 """
@@ -29,6 +36,8 @@ before and after; compare figures taken at a quiet moment.
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
 import json
 import os
 import statistics
@@ -47,8 +56,10 @@ def worker(subset: int) -> None:
     import torch
 
     import lenet5_helpers as lh
+    from lenet5_series import threads
 
-    device = lh.pick_device("cpu", verbose=False)  # sets the thread budget, as in the notebooks
+    device = lh.pick_device("cpu", verbose=False)
+    threads.use_cpu_threads()  # the thread budget, as a notebook's parameter check sets it
     x, y = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device, subset)["train"]
     lh.seed_everything(0)
     model = lh.LeNet5()
@@ -61,8 +72,9 @@ def worker(subset: int) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.perf_counter()
-    lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
-                   label_smoothing=settings["label_smoothing"])
+    with threads.SharedCores(device) as cores:  # as lh.fit trains: sharing with the trainings it sees
+        lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
+                       label_smoothing=settings["label_smoothing"], on_step=cores.check)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads()}), flush=True)
 
@@ -87,7 +99,9 @@ def trial(k: int, mode: str, subset: int) -> list[dict]:
         env.pop("OMP_NUM_THREADS", None)
         env.pop("OMP_WAIT_POLICY", None)
         pin = None
-        if mode in ("old", "passive"):
+        if mode == "shared":
+            pass
+        elif mode in ("old", "passive"):
             env["LENET5_THREADS"] = str(len(all_cores))
             if mode == "passive":
                 env["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -122,8 +136,8 @@ def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int
             print(f"    try {attempt}, {k} at once, {mode:7}: "
                   + ", ".join(f"{r['seconds']:.2f} s ({r['threads']} thr.)" for r in times[(mode, k)][-1])
                   + f"; {load()}", flush=True)
-    lone = statistics.median(r[0]["seconds"] for r in times[("new", 1)]) if ("new", 1) in times else \
-        statistics.median(r[0]["seconds"] for r in times[(modes[0], 1)])
+    lone = statistics.median(r[0]["seconds"] for r in times[("shared", 1)]) if ("shared", 1) in times \
+        else statistics.median(r[0]["seconds"] for r in times[(modes[0], 1)])
     print(f"lone run: {lone:.2f} s per epoch (median of {repeats}); now {load()}")
     figures = {"lone_seconds": lone, "subset": subset, "cores": len(cores()), "rows": []}
     for (mode, k), tries in times.items():
@@ -134,7 +148,25 @@ def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int
               f"{', '.join(f'{w:.2f}' for w in worst)})")
         figures["rows"].append({"mode": mode, "runs": k, "threads": threads, "worst_ratios": worst,
                                 "seconds": [[r["seconds"] for r in t] for t in tries]})
+        append_row({"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    "cores": len(cores()), "subset": subset, "lone_seconds": round(lone, 3), "mode": mode,
+                    "runs": k, "threads_each": "/".join(map(str, threads)),
+                    "worst_ratio_median": round(statistics.median(worst), 2),
+                    "worst_ratio_tries": " ".join(f"{w:.2f}" for w in worst)})
     return figures
+
+
+CSV = ROOT / "benchmarks" / "results" / "concurrency.csv"
+
+
+def append_row(row: dict) -> None:
+    """One row of benchmarks/results/concurrency.csv per mode and number of runs (header if new)."""
+    new = not CSV.exists()
+    with open(CSV, "a", newline="") as f:
+        writer = csv.DictWriter(f, list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) -> float:
@@ -183,7 +215,7 @@ def sweep_figures(sweep_params: str, old: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
-    parser.add_argument("--modes", default="old,new,pinned,passive")
+    parser.add_argument("--modes", default="shared,old,new,passive")
     parser.add_argument("--subset", type=int, default=10_000, help="training images per run")
     parser.add_argument("--repeats", type=int, default=3, help="tries of each setting")
     parser.add_argument("--sweep", action="store_true", help="also time the README's sweep example")

@@ -21,14 +21,15 @@ import time
 import torch
 
 import lenet5_helpers as lh
+from lenet5_series import threads
 from lenet5_series.params import parse_seeds
 
 
 def one_run(args: tuple) -> dict:
     """Train one seed with fit, quietly; return its final figures."""
     seed, settings, device_name, workers = args
-    device = lh.pick_device(device_name, verbose=False, processes=workers)  # runs side by side
-    # share the CPU threads instead of fighting over them (lenet5_series.threads.use_cpu_threads)
+    device = lh.pick_device(device_name, verbose=False)
+    threads.use_cpu_threads(processes=workers)  # runs side by side share the CPU threads
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)
     row = {"seed": seed}
     start = time.perf_counter()

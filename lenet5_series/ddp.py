@@ -169,6 +169,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
     x_train, y_train = data["train"]
     net = lh.initialise(lh.LeNet5().to(device), config["seed"])  # as lh.fit: the same first
     # weights on every rank (and DDP copies rank 0's to the others once more)
+    lh.use_memory_format(net, config)
     model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     steps = steps_per_epoch(len(x_train), config["batch_size"], world_size)
     optimizer, scheduler = lh.make_optimizer(net, config, steps)
@@ -178,28 +179,18 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
     history, lock = start_or_resume(run_dir, config, net, optimizer, scheduler, generator,
                                     resume, rank)
     try:
-        if len(history) >= config["epochs"]:
-            if rank == 0:
-                print(f"{lh.show_path(run_dir)} already holds this finished run ({len(history)} "
-                      "epochs); loaded it. Use a new run_dir to train again.")
+        finished = runs.already_finished(run_dir, history, config) if rank == 0 else None
+        if finished or len(history) >= config["epochs"]:
             return history
-        for epoch in range(len(history) + 1, config["epochs"] + 1):
-            start = time.perf_counter()
-            lr_now, momentum_now = (optimizer.param_groups[0][k] for k in ("lr", "momentum"))
-            train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
-                        generator, rank, world_size, config["augment"], config["amp"],
-                        config["label_smoothing"])
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            line = runs.score_epoch(history, data, config["epochs"],  # lh.fit's epoch row and line
-                                  lambda split: evaluate(net, *data[split], rank, world_size),
-                                  epoch=epoch, seconds=seconds, lr=lr_now, momentum=momentum_now)
-            if rank == 0:
-                runs.save_run(run_dir, config, net, optimizer, scheduler, generator, history)
-                print(line, flush=True)
-            runs.check_diverged(history, config["lr"])  # the same history everywhere: all stop
-        return history
+
+        def one_epoch() -> None:
+            train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"], generator,
+                        rank, world_size, config["augment"], config["amp"], config["label_smoothing"])
+
+        return runs.run_epochs(run_dir, config, history, data, one_epoch,  # lh.fit's epochs, rows, lines
+                               lambda split: evaluate(net, *data[split], rank, world_size), net,
+                               optimizer, scheduler, generator,
+                               write=(lambda line: print(line, flush=True)) if rank == 0 else None)
     finally:
         if lock is not None:
             lock.unlink(missing_ok=True)

@@ -235,6 +235,46 @@ def check_diverged(history: list[dict], lr: float) -> None:
                        f"is too high for this run (lr={lr:g}); try lr={lr / 2:g} in a new run_dir.")
 
 
+def already_finished(run_dir: Path | None, history: list[dict], config: dict) -> bool:
+    """Whether the run restored from run_dir has no epochs left; says so (re-running a cell loads)."""
+    if len(history) < config["epochs"]:
+        return False
+    print(f"{show_path(run_dir)} already holds this finished run ({len(history)} epochs); "
+          "loaded it. Use a new run_dir to train again.")
+    return True
+
+
+def run_epochs(run_dir: Path | None, config: dict, history: list[dict], data: dict,
+               train_one: Callable[[], None], score: Callable[[str], tuple[float, float]],
+               model: nn.Module, optimizer: Any, scheduler: Any, generator: torch.Generator,
+               write: Callable[[str], Any] | None = print, on_epoch: Callable[[list[dict]], Any] | None = None
+               ) -> list[dict]:
+    """The epochs of a run after those in `history`: the one loop of lenet5_helpers.fit and of the
+    torchrun trainer (lenet5_series.ddp).
+
+    Each epoch: train_one() trains it (the caller's own loop: one process, or one rank's share),
+    then it is timed, scored (score_epoch), saved to run_dir, written as one line by write(line),
+    and checked for divergence (the run stops with advice), and on_epoch(history) runs. write=None
+    (a torchrun rank other than 0) neither saves nor writes: one process keeps the run folder.
+    """
+    for epoch in range(len(history) + 1, config["epochs"] + 1):
+        lr_now, momentum_now = (optimizer.param_groups[0][k] for k in ("lr", "momentum"))
+        start = time.perf_counter()
+        train_one()
+        if generator.device.type == "cuda":
+            torch.cuda.synchronize()  # the GPU works ahead of Python: wait for it before timing
+        seconds = time.perf_counter() - start
+        line = score_epoch(history, data, config["epochs"], score, epoch=epoch, seconds=seconds,
+                           lr=lr_now, momentum=momentum_now)
+        if write is not None:
+            save_run(run_dir, config, model, optimizer, scheduler, generator, history)
+            write(line)
+        check_diverged(history, config["lr"])  # the same history on every rank: all stop together
+        if on_epoch is not None:
+            on_epoch(history)
+    return history
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint safely (weights_only=True: tensors and plain values, never code)."""
     path = Path(path)

@@ -13,6 +13,11 @@ it may really use:
 
 LENET5_THREADS=N overrides all of that (a sweep sets it for each of its kernels: its share).
 
+Trainings that did not start one another (two notebooks in one JupyterLab, two papermill runs, the
+users of a class server) find each other too: while lenet5_helpers.fit trains, SharedCores keeps a
+file fresh in a shared folder and gives torch this run's share of the budget among the trainings
+it sees there, and the whole budget again when it is alone.
+
 torch's second pool, of inter-op threads (for running whole operations side by side), is left as
 it is: nothing in the series uses it, its threads sleep while idle, and torch accepts a new size
 only once, before any such work, so a notebook cell run twice would fail.
@@ -23,8 +28,12 @@ from __future__ import annotations
 import functools
 import math
 import os
+import socket
+import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 VARIABLE = "LENET5_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -136,8 +145,9 @@ def use_cpu_threads(processes: int = 1) -> str:
     notebooks, a class server) then fight over them and each gets many times slower. This keeps
     torch's count for a lone run, fewer where the process may use fewer cores or has a CPU limit;
     LENET5_THREADS=N overrides it. `processes` started together on this machine (torchrun's ranks,
-    a benchmark's workers) each get their share. The one place a run's thread count is decided:
-    the helper's pick_device, the torchrun trainer and the benchmarks all call it.
+    a benchmark's workers) each get their share. The one place a run's thread budget is decided:
+    the notebooks' parameter check (lenet5_helpers.checked_params), the torchrun trainer and the
+    benchmarks call it; while fit trains, SharedCores shares that budget with other trainings.
     """
     import torch
 
@@ -146,3 +156,83 @@ def use_cpu_threads(processes: int = 1) -> str:
         n, why = share(n, processes), f"{why}, shared by {processes} processes"
     torch.set_num_threads(n)
     return f"{n} CPU thread{'s' if n > 1 else ''} ({why})"
+
+
+# Trainings started independently (two notebooks in one JupyterLab, two papermill runs, a class
+# server's users) see each other through one folder: each training keeps a file there fresh while
+# it runs, and takes its share of the cores among the fresh files it sees.
+REGISTRY = Path(tempfile.gettempdir()) / "lenet5-training"
+LOOK_EVERY = 0.25  # seconds between looks at the folder (a look costs well under a millisecond)
+FRESH = 30.0       # a file not touched for this long belongs to a training that stopped
+
+
+def trainings_now(registry: Path | None = None, now: float | None = None) -> int:
+    """How many trainings on this machine have touched their file in REGISTRY in the last FRESH seconds."""
+    registry, now = registry or REGISTRY, time.time() if now is None else now
+    try:
+        entries = list(os.scandir(registry))
+    except OSError:
+        return 0
+    count = 0
+    for entry in entries:
+        try:
+            count += now - entry.stat().st_mtime < FRESH
+        except OSError:  # removed as we looked
+            pass
+    return count
+
+
+class SharedCores:
+    """While a training runs: its share of this machine's threads among the trainings running now.
+
+    torch's threads wait for one another by spinning; two trainings that each take every core
+    spend their time waiting for the other's threads (measured: 43x slower each). So each training
+    announces itself in REGISTRY and, four times a second (check), sets torch's threads to
+    share(budget, trainings now): 2 cores and 2 trainings give 1 thread each. A lone training keeps
+    its whole budget. LENET5_THREADS, a CUDA or MPS device, or a folder that cannot be written turn
+    the sharing off. At the end the budget is given back.
+    """
+
+    def __init__(self, device: Any = "cpu", registry: Path | None = None) -> None:
+        self.registry, self.file, self.last = registry or REGISTRY, None, -math.inf
+        self.on = getattr(device, "type", device) == "cpu" and override() is None
+        self.total = budget(torch_default())[0] if self.on else None
+
+    def __enter__(self) -> SharedCores:
+        if self.on:
+            import torch
+
+            self.before = torch.get_num_threads()
+            try:
+                self.registry.mkdir(exist_ok=True)
+                if hasattr(os, "getuid") and self.registry.stat().st_uid == os.getuid():
+                    self.registry.chmod(0o1777)  # every user of a shared machine may add a file
+                self.file = self.registry / f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
+                self.file.touch()
+            except OSError:
+                self.on, self.file = False, None
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """At most once every LOOK_EVERY seconds: touch this training's file, count, set the threads."""
+        if not self.on or time.monotonic() - self.last < LOOK_EVERY:
+            return
+        self.last = time.monotonic()
+        try:
+            self.file.touch()  # a new time stamp: this training still runs
+        except OSError:  # the folder went away (a temporary-files clean-up): keep the threads
+            return
+        import torch
+
+        n = share(self.total, max(1, trainings_now(self.registry)))
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
+        if self.on:
+            import torch
+
+            torch.set_num_threads(self.before)

@@ -96,14 +96,20 @@ def test_a_bad_lenet5_threads_names_the_variable_the_value_and_what_is_accepted(
         threads.budget(2, {"LENET5_THREADS": value})
 
 
-def test_the_helper_sets_torch_and_prints_the_threads_with_the_device(machine, monkeypatch, capsys,
-                                                                      torch_threads):
+def test_picking_a_device_leaves_the_threads_alone(machine, monkeypatch, capsys, torch_threads):
+    torch.set_num_threads(3)
+    assert lh.pick_device("cpu").type == "cpu" and torch.get_num_threads() == 3
+    assert capsys.readouterr().out == "device='cpu'\n"
+
+
+def test_the_parameter_check_sets_torch_and_prints_the_threads_with_the_device(machine, monkeypatch, capsys,
+                                                                               torch_threads):
     monkeypatch.setenv("LENET5_THREADS", "1")
-    assert lh.pick_device("cpu").type == "cpu" and torch.get_num_threads() == 1
+    assert lh.checked_params(device="cpu")["device"].type == "cpu" and torch.get_num_threads() == 1
     assert capsys.readouterr().out == "device='cpu'; 1 CPU thread (LENET5_THREADS=1)\n"
     monkeypatch.delenv("LENET5_THREADS")
     monkeypatch.setattr(threads, "torch_default", lambda: 8)  # torch's own count on a bigger machine
-    lh.pick_device("auto")
+    lh.checked_params(device="auto")
     expected = 4  # the 4 cores this process may use (the machine above), fewer than torch's 8
     assert torch.get_num_threads() == expected
     assert f"picked {lh.available_devices()[0]}" in capsys.readouterr().out
@@ -116,8 +122,84 @@ def test_processes_started_together_each_get_their_share(machine, monkeypatch, t
     monkeypatch.setattr(threads, "torch_default", lambda: 8)  # torch's own count on a bigger machine
     assert threads.use_cpu_threads(processes=2) == ("2 CPU threads (this process may use 4 cores, shared "
                                                "by 2 processes)") and torch.get_num_threads() == 2
-    assert lh.pick_device("cpu", verbose=False, processes=8).type == "cpu"
+    threads.use_cpu_threads(processes=8)
     assert torch.get_num_threads() == 1  # at least one each
+
+
+@pytest.fixture
+def registry(machine, monkeypatch, tmp_path, torch_threads):
+    """The folder where trainings announce themselves, empty, on the 4-core pretend machine."""
+    monkeypatch.setattr(threads, "torch_default", lambda: 4)
+    monkeypatch.setattr(threads, "LOOK_EVERY", 0.0)  # look at every check
+    return tmp_path / "trainings"
+
+
+def test_a_lone_training_keeps_its_budget_and_gives_the_threads_back(registry):
+    torch.set_num_threads(3)
+    with threads.SharedCores("cpu", registry) as cores:
+        assert torch.get_num_threads() == 4 and threads.trainings_now(registry) == 1
+        cores.check()
+        assert torch.get_num_threads() == 4
+    assert torch.get_num_threads() == 3 and threads.trainings_now(registry) == 0  # its file is gone
+
+
+def test_trainings_that_did_not_start_each_other_share_the_cores(registry):
+    with threads.SharedCores("cpu", registry) as first:
+        with threads.SharedCores("cpu", registry):  # a second notebook, or another user's run
+            assert torch.get_num_threads() == 2
+            first.check()
+            assert torch.get_num_threads() == 2
+            (registry / "a-third-run").touch()
+            first.check()
+            assert torch.get_num_threads() == 1  # 4 cores, 3 trainings: at least one thread each
+            (registry / "a-third-run").unlink()
+        first.check()  # the others finished: the whole budget again
+        assert torch.get_num_threads() == 4
+
+
+def test_a_training_that_stopped_without_a_word_no_longer_counts(registry):
+    registry.mkdir()
+    (registry / "killed-run").touch()
+    old = os.stat(registry / "killed-run").st_mtime - threads.FRESH - 1
+    os.utime(registry / "killed-run", (old, old))
+    assert threads.trainings_now(registry) == 0
+    with threads.SharedCores("cpu", registry):
+        assert torch.get_num_threads() == 4
+
+
+def test_sharing_is_off_on_a_gpu_with_lenet5_threads_or_without_a_writable_folder(registry, monkeypatch,
+                                                                                  tmp_path):
+    (registry.parent / "other").mkdir()
+    (registry.parent / "other" / "run").touch()
+    for device in ("cuda", torch.device("mps")):
+        with threads.SharedCores(device, registry.parent / "other") as cores:
+            assert not cores.on
+    monkeypatch.setenv(threads.VARIABLE, "1")
+    torch.set_num_threads(1)
+    with threads.SharedCores("cpu", registry.parent / "other"):
+        assert torch.get_num_threads() == 1
+    monkeypatch.delenv(threads.VARIABLE)
+    (tmp_path / "a-file").touch()
+    with threads.SharedCores("cpu", tmp_path / "a-file" / "trainings") as cores:  # cannot be a folder
+        assert not cores.on and torch.get_num_threads() == 1
+
+
+def test_fit_shares_the_cores_with_a_training_it_did_not_start(registry, monkeypatch, tmp_path):
+    monkeypatch.setattr(threads, "REGISTRY", registry)
+    seen = []
+    real = lh.train_epoch
+
+    def spy(*args, **kwargs):  # what the threads are while fit trains, beside a "running" other
+        (registry / "another-notebook").touch()
+        real(*args, **kwargs)
+        seen.append(torch.get_num_threads())
+
+    monkeypatch.setattr(lh, "train_epoch", spy)
+    x = torch.randn(64, 1, 32, 32)
+    y = torch.randint(0, 10, (64,))
+    data = {"train": (x, y), "test": (x[:16], y[:16])}
+    lh.fit(lh.LeNet5(), data, tmp_path / "run", epochs=2, progress=False)
+    assert seen == [2, 2] and threads.trainings_now(registry) == 1  # fit's own file is gone
 
 
 def test_a_bad_lenet5_threads_stops_the_parameter_check(monkeypatch, torch_threads):
