@@ -476,4 +476,80 @@ def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
     for seed, test_error, train_error in ours:
         assert test_error == f"{100 * float(done[seed]['eval_error']):.2f} %", seed
         assert train_error == f"{100 * float(done[seed]['train_error_19']):.2f} %", seed
+    (label, test_error, train_error), = [row for row in rows if row[0].startswith("seeds ")]
+    assert seed_range(label.split()[1].rstrip(":")) == sorted(done, key=int)
+    tests, trains = ([float(r[k]) for r in done.values()] for k in ("eval_error", "train_error_19"))
+    assert test_error == f"**{pct(tests)}** ({spread(tests)})"
+    assert train_error == f"{pct(trains)} ({spread(trains)})"
+    method = re.search(r"python benchmarks/lenet1998\.py --seeds (\d+)-(\d+)", RESULTS_PAGE.read_text())
+    assert method and seed_range("–".join(method.groups())) == sorted(done, key=int)
     assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
+
+
+def test_the_results_pages_speed_table_is_what_speed_csv_holds():
+    """Seconds per epoch of the two steps, time to 99 % test accuracy and the seeds that got there,
+    as speed.csv holds them (rounded as printed), and the recipe the page calls fast is the helper's."""
+    page = RESULTS_PAGE.read_text()
+    (r,) = results("speed.csv")
+    steps, to_99, reached = table(page, "| | default recipe | fast recipe | fast / default |")
+    assert steps[1:] == [f"{float(r['eager_s_per_epoch']):.2f} s", f"{float(r['fast_s_per_epoch']):.2f} s",
+                         f"{float(r['fast_step_ratio']):.2f}"]
+    assert to_99[1:] == [f"{float(r[k]):.1f} s" for k in ("default_time_to_99_s", "fast_time_to_99_s")] + [
+        f"{float(r['fast_time_to_99_ratio']):.2f}"]
+    assert reached[1:3] == [r[f"{k}_reached_99"].replace("/", " of ") for k in ("default", "fast")]
+    method = re.search(r"on the CPU with (\d+) threads .*?from the first weights of seeds (\d+–\d+)",
+                       " ".join(page.split()))
+    assert method and (r["device"], r["threads"]) == ("cpu", method[1])
+    assert seed_range(method[2]) == seed_range(r["seeds"].replace("-", "–"))
+    page = " ".join(page.split())
+    said = re.search(r"did not reach 99 % ended its 2 epochs at (\S+ %) test accuracy", page)
+    assert said and said[1] == f"{100 * float(r['fast_min_accuracy']):.2f} %"
+    fast, default = lh.RECIPES["fast"], lh.RECIPES["default"]
+    differ = {k for k in fast.keys() | default.keys() if fast.get(k) != default.get(k)}
+    assert differ == {"epochs", "batch_size", "channels_last"} and fast["channels_last"]
+    said = re.search(r"is the default recipe in (\d+) epochs instead of (\d+), in batches of (\d+), its "
+                     r"weights stored channels-last", page)
+    assert said and said.groups() == (str(fast["epochs"]), str(default["epochs"]), str(fast["batch_size"]))
+    assert f"with the default recipe's step (batch {default['batch_size']})" in page
+    assert f"weights channels-last, batch {fast['batch_size']})" in page
+
+
+def test_the_results_pages_fast_recipe_candidates_are_what_fast_recipe_csv_holds():
+    """Each candidate's mean and range of validation accuracy over its seeds and its mean seconds, the
+    row named as the fast recipe is lh.RECIPES["fast"], and the one run that did not train."""
+    page = " ".join(RESULTS_PAGE.read_text().split())
+    by: dict[tuple[str, str, str], list[dict]] = {}
+    for r in results("fast_recipe.csv"):
+        by.setdefault((r["epochs"], r["batch_size"], f"{float(r['lr']):g}"), []).append(r)
+    rows = table(RESULTS_PAGE.read_text(), "| epochs | batch | peak lr | seeds |")
+    assert len(rows) == len(by)
+    for epochs, batch, lr, seeds, mean, low_high, seconds in rows:
+        runs = by[epochs, batch, lr]
+        accuracy = [float(r["val_accuracy"]) for r in runs]
+        assert sorted(r["seed"] for r in runs) == seed_range(seeds), (epochs, batch, lr)
+        assert (mean, low_high) == (pct(accuracy), spread(accuracy)), (epochs, batch, lr)
+        assert seconds == f"{statistics.mean(float(r['seconds']) for r in runs):.1f} s", (epochs, batch, lr)
+    fast = lh.RECIPES["fast"]
+    named = re.search(r"The fast recipe is the row of (\d+) epochs, batch (\d+), peak lr (\S+)\.", page)
+    assert named and named.groups() == (str(fast["epochs"]), str(fast["batch_size"]), f"{fast['lr']:g}")
+    rule = re.search(r"whose validation mean is at least (\S+) %, the one with the fewest epochs", page)
+    good = [key for key, runs in by.items()
+            if round(100 * statistics.mean(float(r["val_accuracy"]) for r in runs), 2) >= float(rule[1])]
+    fewest = min(int(key[0]) for key in good)
+    assert [key for key in good if int(key[0]) == fewest] == [named.groups()]  # the rule picks it alone
+    dead = [r for r in results("fast_recipe.csv") if float(r["val_accuracy"]) < 0.5]
+    said = re.search(r"One run did not train: (\d+) epochs, batch (\d+), peak lr (\S+), seed (\d+), ended at "
+                     r"(\S+ %) validation accuracy", page)
+    assert len(dead) == 1 and said
+    assert said.groups() == (dead[0]["epochs"], dead[0]["batch_size"], f"{float(dead[0]['lr']):g}",
+                             dead[0]["seed"], f"{100 * float(dead[0]['val_accuracy']):.2f} %")
+
+
+def test_the_readmes_recipe_parameter_names_every_recipe_the_helper_has():
+    readme = (ROOT / "README.md").read_text()
+    (row,) = [cells for cells in table(readme, "| name | default | meaning |") if cells[0] == "`recipe`"]
+    assert sorted(re.findall(r'`"(\w+)"`', row[2])) == sorted(lh.RECIPES)
+    fast = lh.RECIPES["fast"]
+    said = re.search(r'`"fast"` \(the default in (\d+) epochs, batches of (\d+), weights channels-last',
+                     row[2])
+    assert said and said.groups() == (str(fast["epochs"]), str(fast["batch_size"]))
