@@ -564,7 +564,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     every epoch. on_epoch(history) runs after each epoch (03 redraws its curves with it). A new run
     starts from the weights `seed` gives (initialise), so the seed recorded is the seed used.
     resume=True continues from checkpoint.pt; a finished run with the same settings is loaded
-    instead of trained again, so re-running the cell is safe. Returns the history.
+    instead of trained again, so re-running the cell is safe. On the CPU it shares the cores with
+    the other trainings running on the machine (notebook 07, "Where the time goes"). Returns the history.
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """

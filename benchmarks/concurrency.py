@@ -8,7 +8,8 @@
 Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
 training images and warms up on a few batches; when all are ready they train one epoch of the
 default recipe together (lh.train_epoch), and each one's epoch time is divided by a lone run's
-(the median of the lone runs of the mode `shared`). Each trains as lh.fit does (threads.SharedCores).
+(the median of the lone runs of the mode `old`: torch's own way). Each trains as lh.fit does
+(threads.SharedCores); its thread count is the one most of its steps ran with.
 Modes:
   shared  nothing set: each training sees the others in threads.REGISTRY and takes its share of
           the cores (what two notebooks, two papermill runs or a class server's users get)
@@ -72,11 +73,17 @@ def worker(subset: int) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.perf_counter()
+    used = []  # the threads of each step
+
     with threads.SharedCores(device) as cores:  # as lh.fit trains: sharing with the trainings it sees
+        def step_done() -> None:
+            cores.check()
+            used.append(torch.get_num_threads())
+
         lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
-                       label_smoothing=settings["label_smoothing"], on_step=cores.check)
+                       label_smoothing=settings["label_smoothing"], on_step=step_done)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads()}), flush=True)
+    print(json.dumps({"seconds": seconds, "threads": statistics.mode(used)}), flush=True)
 
 
 def cores() -> list[int]:
@@ -136,9 +143,9 @@ def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int
             print(f"    try {attempt}, {k} at once, {mode:7}: "
                   + ", ".join(f"{r['seconds']:.2f} s ({r['threads']} thr.)" for r in times[(mode, k)][-1])
                   + f"; {load()}", flush=True)
-    lone = statistics.median(r[0]["seconds"] for r in times[("shared", 1)]) if ("shared", 1) in times \
-        else statistics.median(r[0]["seconds"] for r in times[(modes[0], 1)])
-    print(f"lone run: {lone:.2f} s per epoch (median of {repeats}); now {load()}")
+    alone = "old" if ("old", 1) in times else modes[0]  # a lone run as torch runs it by itself
+    lone = statistics.median(r[0]["seconds"] for r in times[(alone, 1)])
+    print(f"lone run ({alone}): {lone:.2f} s per epoch (median of {repeats}); now {load()}")
     figures = {"lone_seconds": lone, "subset": subset, "cores": len(cores()), "rows": []}
     for (mode, k), tries in times.items():
         worst = [max(r["seconds"] for r in t) / lone for t in tries]
