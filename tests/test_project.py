@@ -553,3 +553,37 @@ def test_the_readmes_recipe_parameter_names_every_recipe_the_helper_has():
     said = re.search(r'`"fast"` \(the default in (\d+) epochs, batches of (\d+), weights channels-last',
                      row[2])
     assert said and said.groups() == (str(fast["epochs"]), str(fast["batch_size"]))
+
+
+def test_the_results_pages_sharing_table_is_what_concurrency_csv_holds():
+    """Each mode and number of runs: the threads each run trained with, and the slowest run's ratio to a
+    lone run (median of the tries, and each try) as concurrency.csv's newest row for it holds them; the
+    lone run's seconds, the cores and the images of the method line; and the sentence that quotes the
+    ratios of two and four runs at once."""
+    page = RESULTS_PAGE.read_text()
+    newest = {(r["mode"], r["runs"]): r for r in results("concurrency.csv")}  # appended: the last is newest
+    rows = table(page, "| mode | runs at once |")
+    assert {(mode.strip("`"), runs) for mode, runs, *_ in rows} == set(newest)
+    for mode, runs, threads_each, median, tries in rows:
+        r = newest[mode.strip("`"), runs]
+        assert threads_each == r["threads_each"], (mode, runs)
+        assert median == f"{float(r['worst_ratio_median']):.2f}", (mode, runs)
+        assert tries == ", ".join(r["worst_ratio_tries"].split()), (mode, runs)
+    given = {mode.strip("`") for mode, _ in table(page, "| mode | what each run is given |")}
+    assert given == {mode for mode, _ in newest}
+    flat = " ".join(page.split())
+    method = re.search(r"on the CPU \((\d+) cores\): .*? load the first ([\d,]+) training images .*? a lone "
+                       r"run's \((\S+) s: the median of the (\d+) lone runs of the mode `(\w+)`\)", flat)
+    assert method, "the concurrency method line"
+    cores, subset, lone, tries, alone = method.groups()
+    assert {(r["cores"], r["subset"]) for r in newest.values()} == {(cores, subset.replace(",", ""))}
+    assert {f"{float(r['lone_seconds']):.2f}" for r in newest.values()} == {lone}
+    assert {len(r["worst_ratio_tries"].split()) for r in newest.values()} == {int(tries)}
+    assert f"--repeats {tries}" in flat and (alone, "1") in newest
+    said = re.search(r"With nothing set \(`shared`\), the slowest of two trainings at once took (\S+) "
+                     r"times a lone run's epoch, the slowest of four (\S+) times; when each took every core "
+                     r"\(`old`\), (\S+) and (\S+) times\. Fixed shares \(`new`\) gave (\S+) and (\S+) times; "
+                     r"sleeping threads \(`passive`\) (\S+) and (\S+) times\.", flat)
+    assert said, "the sentence on two and four runs at once"
+    assert said.groups() == tuple(f"{float(newest[mode, k]['worst_ratio_median']):.2f}"
+                                  for mode in ("shared", "old", "new", "passive") for k in ("2", "4"))
