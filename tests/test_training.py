@@ -241,8 +241,11 @@ def test_recipes_and_overrides():
     assert (reference["lr"], reference["momentum"], reference["epochs"]) == (1e-3, 0, 500)
     settings = lh.resolve_recipe("default", epochs=3, batch_size=64, lr=0.05)
     assert [settings[k] for k in ("epochs", "batch_size", "lr", "nesterov")] == [3, 64, 0.05, True]
-    with pytest.raises(ValueError, match="recipe='fast'"):
-        lh.resolve_recipe("fast")
+    fast = lh.resolve_recipe("fast")  # the default recipe, shorter, channels-last (notebook 07)
+    assert {k: v for k, v in fast.items() if v != lh.RECIPES["default"].get(k)} == \
+        {"epochs": 2, "batch_size": 96, "channels_last": True, "recipe": "fast"}
+    with pytest.raises(ValueError, match="recipe='quickest'"):
+        lh.resolve_recipe("quickest")
     with pytest.raises(ValueError, match="now called 'reference'"):
         lh.resolve_recipe("seed")
 
