@@ -73,7 +73,7 @@ lint: setup  ## ruff over the helper, the package, tests and notebooks
 notebooks: data  ## re-execute the stored notebooks in place, in order, so their outputs are fresh
 	$(SERIES) run --in-place
 
-bench: data  ## benchmark: reference pipeline vs our training path, time to 99 %
+bench: data  ## benchmark: reference pipeline, eager and fast step, time to 99 % of the default and fast recipes
 	$(PY) benchmarks/speed.py
 
 sweep: data  ## rerun notebook 03 over a grid: make sweep GRID="-g lr 0.05,0.1" PARAMS="-p epochs 3" [JOBS=2]

@@ -18,20 +18,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-import lenet5_helpers as lh
-
 
 class CapturableSGD:
     """SGD (momentum, Nesterov, weight decay) whose learning rate and momentum come from device tensors.
 
-    settings: a recipe's (lh.resolve_recipe); steps: the run's steps per epoch. The schedule is
-    lh.schedule_per_step's, the same values torch.optim.SGD and its scheduler would use.
+    settings: a recipe's (lenet5_helpers.resolve_recipe); schedule: every step's learning rate and
+    momentum, {"lr": [...], "momentum": [...]}, as lenet5_helpers.schedule_per_step gives them: the
+    values torch.optim.SGD and its scheduler would use.
     """
 
-    def __init__(self, model: nn.Module, settings: dict, steps: int) -> None:
+    def __init__(self, model: nn.Module, settings: dict, schedule: dict[str, list[float]]) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         device = self.params[0].device
-        schedule = lh.schedule_per_step(settings, steps)
         self.lrs = torch.tensor(schedule["lr"], dtype=torch.float32, device=device)
         self.momentums = torch.tensor(schedule["momentum"], dtype=torch.float32, device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)

@@ -19,7 +19,7 @@ def train_both(recipe: str, steps: int = 24, batch: int = 16) -> tuple[lh.LeNet5
     x, y = torch.randn(steps * batch, 1, 32, 32), torch.randint(0, 10, (steps * batch,))
     reference, ours = lh.initialise(lh.LeNet5(), 0), lh.initialise(lh.LeNet5(), 0)
     optimizer, scheduler = lh.make_optimizer(reference, settings, per_epoch)
-    capturable = CapturableSGD(ours, settings, per_epoch)
+    capturable = CapturableSGD(ours, settings, lh.schedule_per_step(settings, per_epoch))
     for i in range(steps):
         xb, yb = x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]
         F.cross_entropy(reference(xb), yb, label_smoothing=settings["label_smoothing"]).backward()
@@ -47,7 +47,7 @@ def test_a_wrong_schedule_is_caught():
     """The check can fail: the same update read one step late in its schedule drifts away."""
     settings = lh.resolve_recipe("default", epochs=3)
     model = lh.initialise(lh.LeNet5(), 0)
-    capturable = CapturableSGD(model, settings, 8)
+    capturable = CapturableSGD(model, settings, lh.schedule_per_step(settings, 8))
     capturable.lrs = torch.roll(capturable.lrs, 1)
     reference = lh.initialise(lh.LeNet5(), 0)
     optimizer, scheduler = lh.make_optimizer(reference, settings, 8)

@@ -8,7 +8,7 @@
     lenet5_helpers  what the notebooks teach
        |
     infrastructure  lenet5_series modules no notebook teaches: MNIST files, run folders, parameters,
-                    the CPU thread budget, answer checks
+                    the CPU thread budget, answer checks, the SGD update a CUDA graph can hold
 
 ddp.py and allreduce.py live in lenet5_series but are programs: torchrun starts them, and notebook
 05 shows their code and runs them as a learner would from a terminal; ddp.py trains with the
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-INFRASTRUCTURE = {"paths", "params", "mnist", "runs", "threads", "exercises"}
+INFRASTRUCTURE = {"paths", "params", "mnist", "runs", "threads", "exercises", "graphed"}
 PROGRAMS = {"runner", "__main__", "publish", "grading", "ddp", "allreduce"}
 PACKAGE = {p.stem for p in (ROOT / "lenet5_series").glob("*.py")} - {"__init__"}
 SCRIPTS = {p.stem for folder in ("benchmarks", "tools") for p in (ROOT / folder).glob("*.py")}
