@@ -515,8 +515,8 @@ def use_memory_format(model: nn.Module, settings: dict) -> nn.Module:
     """Store the model's weights channels-last when the recipe says so ("fast"), else leave them.
 
     Channels-last keeps a pixel's channels side by side in memory (N, H, W, C order underneath the
-    same (N, C, H, W) shape); the CPU's convolutions and pooling run faster on it. The numbers are
-    the same up to rounding; the input, with one channel, is the same either way.
+    same (N, C, H, W) shape), the layout oneDNN, the CPU library behind PyTorch's convolutions,
+    prefers. The numbers are the same up to rounding; the input, with one channel, is the same either way.
 
     Taught in notebook 07, "Where the time goes".
     """
@@ -564,8 +564,9 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     every epoch. on_epoch(history) runs after each epoch (03 redraws its curves with it). A new run
     starts from the weights `seed` gives (initialise), so the seed recorded is the seed used.
     resume=True continues from checkpoint.pt; a finished run with the same settings is loaded
-    instead of trained again, so re-running the cell is safe. On the CPU it shares the cores with
-    the other trainings running on the machine (notebook 07, "Where the time goes"). Returns the history.
+    instead of trained again, so re-running the cell is safe. On the CPU it shares the cores with the
+    other trainings running on the machine (notebook 07, "Two trainings on one machine"). Returns the
+    history.
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """

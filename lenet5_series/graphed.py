@@ -8,9 +8,10 @@ learning rate and momentum from its param_groups at every step. Here the whole r
 tensor on the device, read at a step counter that is itself a device tensor, and the update is
 written with in-place tensor operations only, so one recorded step serves every step of the run.
 
-Not taught in the notebooks. The GPU trainer that captures the step waits for a GPU to be measured
-on; on the CPU, tests/test_graphed.py checks that this update takes the same steps as
-torch.optim.SGD with torch.optim.lr_scheduler.OneCycleLR, Nesterov momentum and weight decay.
+Not taught in the notebooks, and no trainer uses it yet: capturing a whole step in a graph needs a
+CUDA GPU to be built and measured on. tests/test_graphed.py checks, on the CPU, that this update
+takes the same steps as torch.optim.SGD with torch.optim.lr_scheduler.OneCycleLR, Nesterov momentum
+and weight decay, and that it never reads a number back from the device (which a graph forbids).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class CapturableSGD:
     def step(self) -> None:
         """One update, as torch.optim.SGD's: g = grad + wd * w; b = m * b + g (b = g at the first
         step: b starts at zero); d = g + m * b (Nesterov) or b; w = w - lr * d. Then the counter moves."""
-        lr, momentum = self.lrs[self.step_index], self.momentums[self.step_index]
+        i = self.step_index.clamp(max=len(self.lrs) - 1).view(1)  # a tensor index: no .item(), no wait
+        lr, momentum = self.lrs.index_select(0, i).squeeze(0), self.momentums.index_select(0, i).squeeze(0)
         grads = [p.grad for p in self.params]
         if self.weight_decay:
             grads = torch._foreach_add(grads, self.params, alpha=self.weight_decay)

@@ -29,6 +29,7 @@ import functools
 import math
 import os
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -187,52 +188,71 @@ class SharedCores:
 
     torch's threads wait for one another by spinning; two trainings that each take every core
     spend their time waiting for the other's threads (measured: 43x slower each). So each training
-    announces itself in REGISTRY and, four times a second (check), sets torch's threads to
-    share(budget, trainings now): 2 cores and 2 trainings give 1 thread each. A lone training keeps
-    its whole budget. LENET5_THREADS, a CUDA or MPS device, or a folder that cannot be written turn
-    the sharing off. At the end the budget is given back.
+    announces itself in REGISTRY and, four times a second (check), sets torch's threads to its share
+    of the cores it may run on, never more than its budget: 2 cores and 2 trainings give 1 thread
+    each; a user limited to 2 cores of a 32-core server with 16 trainings keeps 2. A lone training
+    keeps its whole budget. With LENET5_THREADS set, or on a CUDA or MPS device, a training only
+    announces itself (the others count it) and keeps its threads; a registry that cannot be used
+    safely (not a folder, a link, not writable) turns the sharing off. At the end the threads it
+    had before are given back. The registry is in the temporary folder: on Linux /tmp, which every
+    user of the machine shares; on macOS and Windows each user has their own.
     """
 
     def __init__(self, device: Any = "cpu", registry: Path | None = None) -> None:
-        self.registry, self.file, self.last = registry or REGISTRY, None, -math.inf
-        self.on = getattr(device, "type", device) == "cpu" and override() is None
-        self.total = budget(torch_default())[0] if self.on else None
+        self.registry, self.file, self.last, self.before = registry or REGISTRY, None, -math.inf, None
+        self.adjust = getattr(device, "type", device) == "cpu" and override() is None
+        self.total = budget(torch_default())[0] if self.adjust else None
+
+    def announce(self) -> bool:
+        """Make the registry (a folder every user may add to) and this training's file in it; False
+        when that cannot be done safely."""
+        try:
+            try:
+                self.registry.mkdir()
+                os.chmod(self.registry, 0o1777)  # ours: every user may add a file, none remove others'
+            except FileExistsError:
+                pass
+            if not stat.S_ISDIR(os.lstat(self.registry).st_mode):  # a link or a file: not ours to use
+                return False
+            self.file = self.registry / f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
+            self.file.touch()
+            return True
+        except OSError:
+            self.file = None
+            return False
 
     def __enter__(self) -> SharedCores:
-        if self.on:
+        if not self.announce():
+            time.sleep(0.1)  # another user may be making the folder right now: once more
+            self.announce()
+        if self.adjust:
             import torch
 
             self.before = torch.get_num_threads()
-            try:
-                self.registry.mkdir(exist_ok=True)
-                if hasattr(os, "getuid") and self.registry.stat().st_uid == os.getuid():
-                    self.registry.chmod(0o1777)  # every user of a shared machine may add a file
-                self.file = self.registry / f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
-                self.file.touch()
-            except OSError:
-                self.on, self.file = False, None
         self.check()
         return self
 
     def check(self) -> None:
         """At most once every LOOK_EVERY seconds: touch this training's file, count, set the threads."""
-        if not self.on or time.monotonic() - self.last < LOOK_EVERY:
+        if self.file is None or time.monotonic() - self.last < LOOK_EVERY:
             return
         self.last = time.monotonic()
         try:
             self.file.touch()  # a new time stamp: this training still runs
-        except OSError:  # the folder went away (a temporary-files clean-up): keep the threads
-            return
-        import torch
+        except OSError:  # the folder went away (a clean-up of temporary files): make it again
+            if not self.announce():
+                return
+        if self.adjust:
+            import torch
 
-        n = share(self.total, max(1, trainings_now(self.registry)))
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+            n = min(self.total, share(affinity_cores(), trainings_now(self.registry)))
+            if torch.get_num_threads() != n:
+                torch.set_num_threads(n)
 
     def __exit__(self, *exc: object) -> None:
         if self.file is not None:
             self.file.unlink(missing_ok=True)
-        if self.on:
+        if self.before is not None:
             import torch
 
             torch.set_num_threads(self.before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import lenet5_helpers as lh
 from lenet5_series.graphed import CapturableSGD
@@ -62,3 +63,30 @@ def test_a_wrong_schedule_is_caught():
         capturable.step()
         capturable.zero_grad()
     assert not torch.allclose(reference.conv1.weight, model.conv1.weight, rtol=1e-5, atol=1e-6)
+
+
+class OperationsSeen(TorchDispatchMode):
+    """Every tensor operation run inside it, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_update_never_reads_a_number_back_from_the_device():
+    """A CUDA graph cannot hold a step that asks the device for a value (.item(), which indexing a
+    tensor by a 0-d tensor does); the update reads its schedule with tensor operations only."""
+    settings = lh.resolve_recipe("default", epochs=1)
+    model = lh.initialise(lh.LeNet5(), 0)
+    capturable = CapturableSGD(model, settings, lh.schedule_per_step(settings, 4))
+    F.cross_entropy(model(torch.randn(4, 1, 32, 32)), torch.arange(4)).backward()
+    with OperationsSeen() as seen:
+        capturable.step()
+    assert seen.names and not [n for n in seen.names if "_local_scalar_dense" in n or "item" in n], seen.names
+    with OperationsSeen() as seen:
+        capturable.lrs[capturable.step_index]  # the way it must not be read: the check can fail
+    assert any("_local_scalar_dense" in n for n in seen.names)

@@ -167,21 +167,50 @@ def test_a_training_that_stopped_without_a_word_no_longer_counts(registry):
         assert torch.get_num_threads() == 4
 
 
-def test_sharing_is_off_on_a_gpu_with_lenet5_threads_or_without_a_writable_folder(registry, monkeypatch,
-                                                                                  tmp_path):
-    (registry.parent / "other").mkdir()
-    (registry.parent / "other" / "run").touch()
+def test_a_gpu_run_or_lenet5_threads_keeps_its_threads_but_is_counted(registry, monkeypatch):
     for device in ("cuda", torch.device("mps")):
-        with threads.SharedCores(device, registry.parent / "other") as cores:
-            assert not cores.on
+        torch.set_num_threads(3)
+        with threads.SharedCores(device, registry) as cores:
+            assert not cores.adjust and threads.trainings_now(registry) == 1  # the others count it
+        assert torch.get_num_threads() == 3
     monkeypatch.setenv(threads.VARIABLE, "1")
     torch.set_num_threads(1)
-    with threads.SharedCores("cpu", registry.parent / "other"):
+    with threads.SharedCores("cpu", registry), threads.SharedCores("cpu", registry) as second:
+        second.check()
+        assert torch.get_num_threads() == 1 and threads.trainings_now(registry) == 2
+
+
+def test_a_limit_already_in_the_budget_is_not_divided_again(registry, monkeypatch):
+    """A user limited to 2 of the machine's 4 cores, beside another training: still 2 threads, the
+    share of the 4 cores; a third training brings each to 1."""
+    monkeypatch.setattr(threads, "torch_default", lambda: 2)
+    with threads.SharedCores("cpu", registry), threads.SharedCores("cpu", registry) as second:
+        second.check()
+        assert torch.get_num_threads() == 2
+        (registry / "a-third-run").touch()
+        second.check()
         assert torch.get_num_threads() == 1
-    monkeypatch.delenv(threads.VARIABLE)
+
+
+def test_a_registry_that_is_a_link_or_a_file_is_not_used(registry, tmp_path):
+    mine = tmp_path / "my-own-folder"
+    mine.mkdir(mode=0o700)
+    registry.symlink_to(mine)
+    torch.set_num_threads(3)
+    with threads.SharedCores("cpu", registry) as cores:
+        assert cores.file is None and torch.get_num_threads() == 3  # no sharing: its threads kept
+    assert list(mine.iterdir()) == [] and (mine.stat().st_mode & 0o7777) == 0o700  # left as it was
     (tmp_path / "a-file").touch()
     with threads.SharedCores("cpu", tmp_path / "a-file" / "trainings") as cores:  # cannot be a folder
-        assert not cores.on and torch.get_num_threads() == 1
+        assert cores.file is None
+
+
+def test_a_registry_removed_while_training_is_made_again(registry):
+    with threads.SharedCores("cpu", registry) as cores:
+        cores.file.unlink()
+        registry.rmdir()
+        cores.check()
+        assert threads.trainings_now(registry) == 1
 
 
 def test_fit_shares_the_cores_with_a_training_it_did_not_start(registry, monkeypatch, tmp_path):
