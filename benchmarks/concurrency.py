@@ -29,6 +29,7 @@ Part 2 (--sweep): the README's sweep example (-g recipe default,reference -g lr 
 its points one after another (--jobs 1); with --sweep-old also 2 workers that each take every core
 (the old way). Target: 2 workers faster than one after another.
 
+It first times one look at the registry (--look-cost: only that): what sharing costs a lone run.
 Part 1 appends a row per mode and number of runs to benchmarks/results/concurrency.csv.
 The figures depend on what else the machine runs: each section prints the load average (`uptime`)
 before and after; compare figures taken at a quiet moment.
@@ -219,6 +220,26 @@ def sweep_figures(sweep_params: str, old: bool) -> dict:
     return figures
 
 
+def look_cost(looks: int = 2000) -> dict:
+    """What sharing costs a lone training: the seconds of one look at the registry (touch its file,
+    count the others, read torch's threads), and their share of a second at the looks per second."""
+    from lenet5_series import threads
+
+    with tempfile.TemporaryDirectory() as folder, threads.SharedCores("cpu", Path(folder)) as cores:
+        every, threads.LOOK_EVERY = threads.LOOK_EVERY, 0.0
+        try:
+            start = time.perf_counter()
+            for _ in range(looks):
+                cores.check()
+            seconds = (time.perf_counter() - start) / looks
+        finally:
+            threads.LOOK_EVERY = every
+    share = seconds / every
+    print(f"one look at the registry: {seconds * 1e6:.0f} microseconds; {1 / every:.0f} looks a second "
+          f"cost {share:.3%} of a lone training's time")
+    return {"look_seconds": seconds, "looks_per_second": 1 / every, "lone_cost": share}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
@@ -231,11 +252,15 @@ def main() -> None:
                         help="also the sweep with 2 workers that each take every core (slow)")
     parser.add_argument("--sweep-params", default="epochs 3",
                         help='notebook parameters, "NAME VALUE ..." (e.g. "epochs 3 train_subset 10000")')
+    parser.add_argument("--look-cost", action="store_true",
+                        help="only what the sharing costs a lone training (one look at the registry)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         return worker(args.worker)
-    figures = {}
+    figures = {"look_cost": look_cost()}
+    if args.look_cost:
+        return print(json.dumps(figures))
     if not args.sweep_only:
         runs = [int(k) for k in args.runs.split(",")]
         figures["concurrent"] = concurrent_runs(sorted(set(runs) | {1}), args.modes.split(","),
