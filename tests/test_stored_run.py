@@ -103,13 +103,17 @@ def test_03_stored_outputs_back_the_lesson_text():
     loop = cell_with("03-training.ipynb", "loop_lr, loop_batch").source
     loop_lr = float(re.search(r"loop_lr, loop_batch, part = ([\d.]+)", loop)[1])
     assert "fifty times smaller" in text and round(loop_lr / lh.RECIPES["reference"]["lr"]) == 50
-    # "It stays near ln 10 ≈ 2.3 up to batch N ... then falls fast"
-    plateau = int(re.search(r"stays near ln 10 ≈ 2\.3 up to batch (\d+)",
-                            markdown_with("03-training.ipynb", "Each printed loss is that one batch's"))[1])
+    # "It stays near ln 10 ≈ 2.3 for the first N batches and has only begun to fall by batch M ... then
+    # falls fast"
+    plateau, falling = (int(n) for n in re.search(
+        r"stays near ln 10 ≈ 2\.3 for the first (\d+) batches and has only begun to fall by batch (\d+)",
+        markdown_with("03-training.ipynb", "Each printed loss is that one batch's")).groups())
     batches = dict((int(b), float(v)) for b, v in re.findall(r"batch +(\d+): loss ([\d.]+)", output(
         cell_with("03-training.ipynb", "weight.add_(weight.grad"))))
-    assert plateau in batches and all(abs(v - 2.3) < 0.15 for b, v in batches.items() if b <= plateau)
-    assert all(v < 1.5 for b, v in batches.items() if b > plateau), batches
+    assert plateau in batches and falling in batches, batches
+    assert all(abs(v - 2.3) < 0.05 for b, v in batches.items() if b <= plateau), batches
+    assert 1.5 < batches[falling] < batches[plateau] - 0.05, batches
+    assert all(v < 1.5 for b, v in batches.items() if b > falling), batches
     # "LeNet-5 has N weights (the cell after next counts them)"; "a weight and a bias for each of 5 layers"
     nb = "03-training.ipynb"
     said = re.search(r"LeNet-5 has ([\d,]+) weights", markdown_with(nb, "trained by a loop you write"))[1]
