@@ -366,7 +366,8 @@ RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful e
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, so the same seed on the same machine gives the same run (03).
+    """Seed Python, NumPy and torch, so the same seed on the same machine, with the same number of
+    threads, gives the same run (03; notebook 07, section 6, says when the thread count changes).
 
     Taught in notebook 03, "Before training: scores, probabilities, loss".
     """
@@ -582,13 +583,11 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
                         type(model).__name__, len(data["val"][0]) if "val" in data else 0)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
-    lock = runs.lock_run_dir(run_dir)
-    try:
-        use_memory_format(initialise(model, seed), config)  # a resumed run loads its weights over these
-        optimizer, scheduler = make_optimizer(model, config, steps)
-        generator = torch.Generator(device).manual_seed(seed)
-        history = runs.start_or_resume(run_dir, config, model, optimizer, scheduler, generator,
-                                       resume)
+    use_memory_format(initialise(model, seed), config)  # a resumed run loads its weights over these
+    optimizer, scheduler = make_optimizer(model, config, steps)
+    generator = torch.Generator(device).manual_seed(seed)
+    # the run folder: locked, restored (resume, or a finished run loaded), released at the end
+    with runs.kept_run(run_dir, config, model, optimizer, scheduler, generator, resume) as history:
         if runs.already_finished(run_dir, history, config):
             return history
         # One refresh a second keeps the notebook's message channel light. TQDM_DISABLE=1 (set by
@@ -610,9 +609,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
                             lambda split: evaluate(model, *data[split]), model, optimizer,
                             scheduler, generator, write=bar.write, on_epoch=on_epoch)
         bar.close()
-        return history
-    finally:
-        lock.unlink(missing_ok=True)
+    return history
 
 
 def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch.device,

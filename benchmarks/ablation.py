@@ -171,28 +171,29 @@ FINAL_COLUMNS = ["recipe", "augment", "epochs", "seed", "val_accuracy", "test_ac
                  "val_accuracy_tta", "test_accuracy_tta", "tta_date"]  # TTA: lh.predict_tta
 
 
-def describe(s: dict) -> str:
+def describe(settings: dict) -> str:
     """Settings in one readable line for a CSV cell."""
-    if s["schedule"] == "onecycle":
-        momentum = ("momentum cycled 0.95-0.85-0.95 (Nesterov)" if s["cycle_momentum"]
-                    else f"momentum {s['momentum']:g} fixed" + (" (Nesterov)" if s["nesterov"] else ""))
-        lr = f"one-cycle lr peak {s['lr']:g}"
+    if settings["schedule"] == "onecycle":
+        momentum = ("momentum cycled 0.95-0.85-0.95 (Nesterov)" if settings["cycle_momentum"]
+                    else f"momentum {settings['momentum']:g} fixed"
+                    + (" (Nesterov)" if settings["nesterov"] else ""))
+        lr = f"one-cycle lr peak {settings['lr']:g}"
     else:
-        momentum = f"momentum {s['momentum']:g}" + (" (Nesterov)" if s["nesterov"] else "")
-        lr = f"constant lr {s['lr']:g}"
-    d = s.get("distort")  # a variant's own distortion sizes
+        momentum = f"momentum {settings['momentum']:g}" + (" (Nesterov)" if settings["nesterov"] else "")
+        lr = f"constant lr {settings['lr']:g}"
+    d = settings.get("distort")  # a variant's own distortion sizes
     words = {"max_shift": "shift {:g} px", "max_rotate": "turn {:g} deg", "max_scale": "scale +-{:g}",
              "elastic": "elastic {:g} px"}
     sizes = f" ({', '.join(words[k].format(v) for k, v in d.items())})" if d else ""
-    clean = f", not in the last {s['clean_last']} epochs" if s.get("clean_last") else ""
-    return (f"SGD {lr}; {momentum}; weight decay {s['weight_decay']:g}; label smoothing "
-            f"{s['label_smoothing']:g}; batch {s['batch_size']}; {s['epochs']} epochs; "
-            f"augment {s['augment']}{sizes}{clean}")
+    clean = f", not in the last {settings['clean_last']} epochs" if settings.get("clean_last") else ""
+    return (f"SGD {lr}; {momentum}; weight decay {settings['weight_decay']:g}; label smoothing "
+            f"{settings['label_smoothing']:g}; batch {settings['batch_size']}; {settings['epochs']} epochs; "
+            f"augment {settings['augment']}{sizes}{clean}")
 
 
-def model_path(s: dict, seed: int, n_train: int, device: str = "cpu") -> Path:
+def model_path(settings: dict, seed: int, n_train: int, device: str = "cpu") -> Path:
     """Where a finished run's weights are kept: named by a hash of everything that made them."""
-    made = {"settings": s, "seed": seed, "train_images": n_train, "torch": torch.__version__}
+    made = {"settings": settings, "seed": seed, "train_images": n_train, "torch": torch.__version__}
     if device != "cpu":
         made["device"] = device
     key = json.dumps(made, sort_keys=True)
@@ -217,33 +218,35 @@ def init_worker(threads_each: int, with_test: bool, deadline: float | None = Non
         WORKER["test"] = data["test"]
 
 
-def distortion(s: dict) -> Callable[..., torch.Tensor] | None:
+def distortion(settings: dict) -> Callable[..., torch.Tensor] | None:
     """A variant's own distortion sizes as lh.train_epoch's `distort`; None: the helper's own."""
-    return functools.partial(lh.random_distort, **s["distort"]) if s.get("distort") else None
+    return functools.partial(lh.random_distort, **settings["distort"]) if settings.get("distort") else None
 
 
-def train(s: dict, seed: int, data: dict) -> tuple[torch.nn.Module, dict]:
+def train(settings: dict, seed: int, data: dict) -> tuple[torch.nn.Module, dict]:
     """One run of a step's settings from a seed on data["train"]; returns the model and its
     validation figures. data["val"] is scored after every epoch (the curve, the best epoch, a dead
     network); None: trained on all 60,000, so their first 5,000 are watched, for progress only."""
     x, y = data["train"]
     lh.seed_everything(seed)
     model = lh.LeNet5().to(x.device)
-    optimizer, scheduler = lh.make_optimizer(model, s, lh.steps_per_epoch(len(x), s["batch_size"]))
+    steps = lh.steps_per_epoch(len(x), settings["batch_size"])
+    optimizer, scheduler = lh.make_optimizer(model, settings, steps)
     generator = torch.Generator(x.device).manual_seed(seed)
     watch = data["val"] if data["val"] is not None else tuple(t[:lh.VALIDATION_SIZE] for t in (x, y))
     rows, seconds, diverged = [], 0.0, False
-    for epoch in range(1, s["epochs"] + 1):
+    for epoch in range(1, settings["epochs"] + 1):
         start = time.perf_counter()
-        lh.train_epoch(model, x, y, optimizer, scheduler, s["batch_size"], generator,
-                       augment=s["augment"] and epoch <= s["epochs"] - s.get("clean_last", 0),
-                       label_smoothing=s["label_smoothing"], distort=distortion(s))
+        lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
+                       augment=settings["augment"]
+                       and epoch <= settings["epochs"] - settings.get("clean_last", 0),
+                       label_smoothing=settings["label_smoothing"], distort=distortion(settings))
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - start
         loss, accuracy = lh.evaluate(model, *watch)
         rows.append({"epoch": epoch, "val_loss": loss, "val_accuracy": accuracy})
-        print(f"  seed {seed}, {describe(s)[:40]}...: epoch {epoch}, "
+        print(f"  seed {seed}, {describe(settings)[:40]}...: epoch {epoch}, "
               f"{'val' if data['val'] is not None else 'train (5,000)'} {accuracy:.2%}, "
               f"{seconds:.0f} s so far", flush=True)  # a run takes minutes: show it is moving
         if runs.divergence(rows, "val"):
@@ -258,9 +261,9 @@ def train(s: dict, seed: int, data: dict) -> tuple[torch.nn.Module, dict]:
                    "val_curve": " ".join(f"{a:.4f}" for a in curve)}
 
 
-def provenance(s: dict) -> dict:
+def provenance(settings: dict) -> dict:
     """What every CSV row records of how it was made: the settings in words, device, torch, date."""
-    return {"settings": describe(s), "device": WORKER["device"].type, "torch": torch.__version__,
+    return {"settings": describe(settings), "device": WORKER["device"].type, "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -285,14 +288,14 @@ def ladder_run(job: tuple[str, int]) -> dict | None:
     if past_deadline():
         return None
     step, seed = job
-    s = STEPS[step]
-    model, figures = train(s, seed, WORKER)
-    path = model_path(s, seed, len(WORKER["train"][0]), WORKER["device"].type)
+    settings = STEPS[step]
+    model, scores = train(settings, seed, WORKER)
+    path = model_path(settings, seed, len(WORKER["train"][0]), WORKER["device"].type)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), **figures}, path)
-    return {"step": step, "label": LABELS[step], "seed": seed, **figures, "epochs": s["epochs"],
-            "augment": s["augment"], "seconds_per_epoch": figures["train_seconds"] / s["epochs"],
-            "threads": torch.get_num_threads(), **provenance(s)}
+    torch.save({"model": model.state_dict(), **scores}, path)
+    return {"step": step, "label": LABELS[step], "seed": seed, **scores, "epochs": settings["epochs"],
+            "augment": settings["augment"], "seconds_per_epoch": scores["train_seconds"] / settings["epochs"],
+            "threads": torch.get_num_threads(), **provenance(settings)}
 
 
 def tta_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -303,31 +306,32 @@ def tta_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
 def final_run(job: tuple[str, dict, int]) -> dict | None:
     """Train the recipe (or load an identical earlier run's weights), then score the test set once:
     plain and with test-time augmentation. Weights trained here are kept too."""
-    recipe, s, seed = job
+    recipe, settings, seed = job
     data, device = WORKER, WORKER["device"]
-    path = model_path(s, seed, len(data["train"][0]), device.type)
+    path = model_path(settings, seed, len(data["train"][0]), device.type)
     if past_deadline() and not path.exists():
         return None
     if path.exists():
         saved = torch.load(path, weights_only=True, map_location=device)
         model = lh.LeNet5().to(device)
         model.load_state_dict(saved["model"])
-        figures = {k: saved[k] for k in ("val_accuracy", "train_seconds")}
+        scores = {k: saved[k] for k in ("val_accuracy", "train_seconds")}
         source = saved.get("source", "weights of the ablation's run")
-        if data["val"] is not None and lh.evaluate(model, *data["val"])[1] != figures["val_accuracy"]:
+        if data["val"] is not None and lh.evaluate(model, *data["val"])[1] != scores["val_accuracy"]:
             raise RuntimeError(f"{path} does not score its recorded validation accuracy; delete it.")
     else:
-        model, figures = train(s, seed, data)
+        model, scores = train(settings, seed, data)
         source = "trained here"
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "source": "weights of an earlier --final run",
-                    **{k: figures[k] for k in ("val_accuracy", "train_seconds")}}, path)
+                    **{k: scores[k] for k in ("val_accuracy", "train_seconds")}}, path)
     _, test_accuracy = lh.evaluate(model, *data["test"])
     val_tta = None if data["val"] is None else tta_accuracy(model, *data["val"])
-    return {"recipe": recipe, "augment": s["augment"], "epochs": s["epochs"], "seed": seed,
-            "val_accuracy": figures["val_accuracy"], "test_accuracy": test_accuracy,
-            "seconds": figures["train_seconds"], "source": source,
-            "train_images": len(data["train"][0]), "test_images": len(data["test"][0]), **provenance(s),
+    return {"recipe": recipe, "augment": settings["augment"], "epochs": settings["epochs"], "seed": seed,
+            "val_accuracy": scores["val_accuracy"], "test_accuracy": test_accuracy,
+            "seconds": scores["train_seconds"], "source": source,
+            "train_images": len(data["train"][0]), "test_images": len(data["test"][0]),
+            **provenance(settings),
             "val_accuracy_tta": val_tta, "test_accuracy_tta": tta_accuracy(model, *data["test"])}
 
 
@@ -419,12 +423,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     lh.prepare_mnist(verbose=False)
     if args.final:
-        s = final_settings(args.recipe, args.augment, args.epochs)
+        settings = final_settings(args.recipe, args.augment, args.epochs)
         csv_path = out / "final_test.csv"
         n_train = lh.TRAIN_SIZE + (lh.VALIDATION_SIZE if args.all_training_images else 0)
         done = {final_key(r) for r in read_rows(csv_path)}
-        jobs = [(args.recipe, s, seed) for seed in seeds
-                if (args.recipe, describe(s), seed, n_train) not in done]
+        jobs = [(args.recipe, settings, seed) for seed in seeds
+                if (args.recipe, describe(settings), seed, n_train) not in done]
         work, columns = final_run, FINAL_COLUMNS
     else:
         steps = args.steps.split(",")

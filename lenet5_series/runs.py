@@ -9,6 +9,7 @@ so a killed run leaves its last complete epoch; a .lock file keeps two live runs
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -16,7 +17,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,19 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
         print(f"Resuming {show_path(run_dir)} after epoch {ckpt['epoch']} of {config['epochs']}")
         save_run(run_dir, config, model, optimizer, scheduler, generator, history)  # files in step
     return history
+
+
+@contextlib.contextmanager
+def kept_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
+             generator: torch.Generator, resume: bool) -> Iterator[list[dict]]:
+    """The run folder of one training, for as long as it trains (lenet5_helpers.fit trains inside it):
+    claimed (lock_run_dir), restored when allowed (start_or_resume), the history so far given to the
+    `with` block, and released at the end, also when the cell is stopped or the run fails."""
+    lock = lock_run_dir(run_dir)
+    try:
+        yield start_or_resume(run_dir, config, model, optimizer, scheduler, generator, resume)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def read_history(run_dir: str | Path) -> list[dict]:

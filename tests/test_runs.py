@@ -103,6 +103,29 @@ def test_an_empty_or_dead_lock_is_taken_over(tmp_path):
     assert runs.lock_run_dir(tmp_path).read_text() == str(os.getpid())
 
 
+def test_a_kept_run_holds_its_folder_while_it_trains_and_frees_it_when_stopped(tmp_path):
+    """fit trains inside runs.kept_run: a stopped cell (KeyboardInterrupt) must not leave the lock
+    behind, and a second run may then take the folder and continue what the first saved."""
+    model = lh.LeNet5()
+    config = lh.run_config(epochs=1, train_size=256, val_size=0)
+    optimizer, scheduler = lh.make_optimizer(model, config, 1)
+    generator = torch.Generator()
+    with pytest.raises(KeyboardInterrupt):
+        with runs.kept_run(tmp_path, config, model, optimizer, scheduler, generator, False) as history:
+            assert history == []
+            assert (tmp_path / ".lock").read_text() == str(os.getpid())
+            raise KeyboardInterrupt
+    assert not (tmp_path / ".lock").exists()
+
+    def stop(history: list[dict]) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "run", epochs=2, on_epoch=stop)
+    assert not (tmp_path / "run" / ".lock").exists()
+    assert len(fit(tmp_path / "run", epochs=2, resume=True)) == 2
+
+
 def test_two_new_run_folders_never_collide(tmp_path):
     folders = {runs.new_run_dir(tmp_path) for _ in range(5)}
     assert len(folders) == 5 and all(f.is_dir() for f in folders)

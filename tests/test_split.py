@@ -135,8 +135,8 @@ def test_an_ablation_run_that_dies_stops_and_is_counted_as_diverged():
     validation loss is not a number stops in that epoch and is recorded as diverged."""
     data = {"train": (torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,)))}
     data["val"] = data["train"]
-    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=3, lr=1e6), 0, data)
-    assert figures["diverged"] and len(figures["val_curve"].split()) < 3  # stopped before the end
+    _, scores = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=3, lr=1e6), 0, data)
+    assert scores["diverged"] and len(scores["val_curve"].split()) < 3  # stopped before the end
 
 
 @needs_mnist
@@ -151,8 +151,8 @@ def test_the_ablation_refit_trains_on_all_60000_and_reports_no_validation(monkey
         torch.set_num_threads(before)
     assert len(ablation.WORKER["train"][0]) == 60_000 and ablation.WORKER["val"] is None
     short = dict(ablation.WORKER, train=tuple(t[:256] for t in ablation.WORKER["train"]))  # a short run
-    _, figures = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), 0, short)
-    assert figures["val_accuracy"] is None and "val_curve" not in figures
+    _, scores = ablation.train(dict(ablation.STEPS["label-smoothing"], epochs=1), 0, short)
+    assert scores["val_accuracy"] is None and "val_curve" not in scores
 
 
 def test_the_ablation_refuses_the_undistorted_end_without_augmentation(monkeypatch, capsys):
