@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -21,6 +22,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS", SHARE)
     os.environ.setdefault("LENET5_THREADS", SHARE)
 
+import filelock
 import nbformat
 import numpy as np
 import pytest
@@ -149,9 +151,22 @@ SHORT_RUN = {"epochs": 2, "train_subset": 2000, "seed": 1}  # notebook 03's para
 def short_run(tmp_path_factory) -> Path:
     """The one short training run of the slow tests: notebook 03 under papermill with SHORT_RUN,
     every cell run twice (tests/test_notebooks.py checks that notebook), into a run folder that the
-    tests of notebooks 04 and 06 and their exercises read. Executed once per session."""
+    tests of notebooks 04 and 06 and their exercises read. Executed once per test run: its users
+    are in two test files, which pytest-xdist may give to two worker processes, each with its own
+    session; the first to take the file lock trains, the other waits for it and reads the same
+    folder (the pytest-xdist recipe for a session fixture executed once)."""
     if not real_mnist_ready():
         pytest.skip("real MNIST not prepared: run `make data` first")
-    run_dir = tmp_path_factory.mktemp("short-run")
-    run_every_cell_twice("03-training.ipynb", run_dir / "03.ipynb", **SHORT_RUN, run_dir=str(run_dir))
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker's base is <run>/popen-gwN: their parent is this test run's, shared;
+    # without xdist the base is this run's own (its parent holds the folders of earlier runs)
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    run_dir, done = shared / "short-run", shared / "short-run.done"
+    with filelock.FileLock(str(shared / "short-run.lock")):
+        if not done.exists():  # not trained yet, or the worker that tried failed: train afresh
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir()
+            run_every_cell_twice("03-training.ipynb", run_dir / "03.ipynb", **SHORT_RUN,
+                                 run_dir=str(run_dir))
+            done.write_text(str(run_dir))  # written only once the execution has finished
     return run_dir

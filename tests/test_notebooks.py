@@ -2,9 +2,9 @@
 
 Each execution serves every check it can: a notebook run with other parameters also runs each cell
 twice in a row (as a learner might) and then its exercises' solutions (tests/test_exercises.py holds
-those of 01, 02, 04 and 06), and notebook 03's short run (conftest.short_run, once per session) is
-what 04 and 06 read. (nbval, configured in pyproject.toml, separately re-executes the stored
-notebooks and compares their outputs.)
+those of 01, 02, 04 and 06), and notebook 03's short run (conftest.short_run, once per test run, its
+folder shared by the xdist workers) is what 04 and 06 read. (nbval, configured in pyproject.toml,
+separately re-executes the stored notebooks and compares their outputs.)
 """
 
 from __future__ import annotations
