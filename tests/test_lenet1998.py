@@ -283,6 +283,29 @@ def notebook_outputs() -> str:
 
 
 @pytest.mark.skipif(not (RESULTS / "lenet1998.csv").exists(), reason="no benchmark CSV yet")
+def test_the_swap_ladders_first_rung_is_the_1998_network_and_its_map_loss():
+    """benchmarks/lenet1998.py --swaps trains the 1998 output through lh.train_epoch's cross-entropy:
+    the scores [-y, -j] must give exactly the MAP loss, and read the digit with the smallest y."""
+    import lenet1998  # benchmarks/ is on sys.path (conftest)
+
+    torch.manual_seed(0)
+    swapped = lenet1998.Swapped1998()
+    paper = lh.LeNet5_1998()
+    paper.layers.load_state_dict(swapped.layers.state_dict())
+    x, labels = torch.randn(6, 1, 32, 32), torch.tensor([0, 3, 5, 7, 8, 9])
+    scores, y = swapped(x), paper(x)
+    assert scores.shape == (6, 11) and torch.allclose(scores[:, :10], -y, atol=1e-4)
+    loss = torch.nn.functional.cross_entropy(scores, labels)
+    assert torch.allclose(loss, lh.map_loss(y, labels), rtol=1e-5)
+    assert torch.equal(scores[:, :10].argmax(1), y.argmin(1))
+    today = lenet1998.Swapped1998(output="linear", squash="relu", pool="max")
+    assert today(x).shape == (6, 10)
+    assert not any(isinstance(m, lh.Subsampling1998) for m in today.modules())
+    # the last rung's network: no trainable subsampling ((6 + 16) maps x 2 = 44 parameters fewer)
+    assert sum(p.numel() for p in lenet1998.Swapped1998(output="linear").parameters()) - \
+        sum(p.numel() for p in today.parameters()) == 44
+
+
 def test_notebooks_printed_reproduction_is_what_the_csv_holds():
     """Notebook 08 prints the mean, min and max test error over the seeds and the seed count from the
     CSV, and its stored output holds what the CSV holds (rounded to 2 decimals in %); its text does not
@@ -312,3 +335,59 @@ def test_notebook_marks_the_papers_figures_as_the_papers():
         near = text[max(0, first - 300):first + 300]
         assert re.search(r"paper|LeCun", near) and re.search(r"\b(II\.B|III\.C|Appendix [A-C])\b", near), \
             (figure, near)
+
+
+def ladder_from_csvs() -> dict[str, tuple[float, float, float, int, float | None]]:
+    """Each rung's (mean, min, max, seeds) of the validation error in %, and its peak learning rate,
+    from the benchmark's CSVs: the SDLM rung from lenet1998_val.csv (no learning rate), the others at
+    the peak learning rate with the lowest mean (the first tried, on a tie)."""
+    sdlm = [100 * float(r["eval_error"]) for r in csv_rows("lenet1998_val.csv")
+            if r["eval_set"] == "val" and int(r["passes"]) == 20]
+    ladder: dict[str, tuple[float | None, list[float]]] = {"1998: SDLM, 20 passes": (None, sdlm)}
+    by_lr: dict[tuple[str, float], list[float]] = {}
+    for r in csv_rows("lenet1998_swaps.csv"):
+        if int(r["epochs"]) == lh.RECIPES["default"]["epochs"]:
+            by_lr.setdefault((r["rung"], float(r["lr"])), []).append(100 * float(r["val_error"]))
+    for (rung, lr), errors in by_lr.items():
+        if rung not in ladder or sum(errors) / len(errors) < sum(ladder[rung][1]) / len(ladder[rung][1]):
+            ladder[rung] = (lr, errors)
+    return {rung: (sum(e) / len(e), min(e), max(e), len(e), lr) for rung, (lr, e) in ladder.items()}
+
+
+def test_notebooks_swap_ladder_is_what_the_csvs_hold_and_its_text_reads_it():
+    """Section 12's printed ladder against benchmarks/results/lenet1998_{val,swaps}.csv (each rung's
+    best peak learning rate on validation), and the figures its text quotes against the printed ones."""
+    expected = ladder_from_csvs()
+    assert list(expected) == ["1998: SDLM, 20 passes", "SGD", "+ linear output, cross-entropy", "+ ReLU",
+                              "+ max-pooling"]
+    printed = notebook_outputs()
+    for rung, want in expected.items():
+        figures_re = r" +(?:[\d.]+ +)?([\d.]+)% +([\d.]+)% +([\d.]+)% +(\d+)$"  # [lr] mean min max seeds
+        line = re.search(rf"^{re.escape(rung)}{figures_re}", printed, re.M)
+        assert line, f"notebook 08 should print the rung {rung!r}"
+        assert [float(v) for v in line.groups()[:3]] == pytest.approx(want[:3], abs=0.006), rung
+        assert int(line[4]) == want[3]
+    text = notebook_text()
+    relu = re.search(r"\*\*scaled tanh → ReLU\*\*.*?([\d.]+) %", text, re.S)
+    assert relu and float(relu[1]) == pytest.approx(expected["+ ReLU"][0], abs=0.006)
+    # the order the text reads: SDLM worst of the rungs that train, max-pooling best
+    trained = {rung: want[0] for rung, want in expected.items() if want[0] < 50}
+    assert max(trained, key=trained.get) == "1998: SDLM, 20 passes"
+    assert min(trained, key=trained.get) == "+ max-pooling"
+    assert "+ ReLU" not in trained
+    dead = re.findall(r"^(S[24]): (\d+) of (\d+) coefficients below zero; (\d+) of \3 maps", printed, re.M)
+    assert [d[0] for d in dead] == ["S2", "S4"] and all(0 < int(d[3]) <= int(d[1]) for d in dead)
+
+
+@pytest.mark.slow
+def test_the_relu_rungs_error_is_the_share_of_validation_digits_that_are_not_1s():
+    """Section 12: 88.38 % is what a network that answers 1 for every digit gets wrong."""
+    from conftest import real_mnist_ready
+
+    if not real_mnist_ready():
+        pytest.skip("real MNIST not prepared: run `make data` first")
+    labels = lh.mnist_1998(validation=True)["val"][1]
+    not_ones = 100 * (labels != 1).float().mean().item()
+    assert ladder_from_csvs()["+ ReLU"][0] == pytest.approx(not_ones, abs=0.006)
+    said = re.search(r"([\d.]+) % is the share of validation\s+digits that are not 1s", notebook_text())
+    assert said and float(said[1]) == pytest.approx(not_ones, abs=0.006)

@@ -496,6 +496,21 @@ def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
     assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
 
 
+def test_the_results_pages_1998_swap_ladder_is_what_the_csvs_hold():
+    """Each rung's validation error (mean, min-max over the seeds) and peak learning rate, as
+    lenet1998_val.csv and lenet1998_swaps.csv hold them (the rung's best rate on validation)."""
+    from test_lenet1998 import ladder_from_csvs
+
+    rows = table(RESULTS_PAGE.read_text(), "| rung | peak learning rate | validation error |")
+    expected = list(ladder_from_csvs().values())
+    assert len(rows) == len(expected)
+    for (_, lr, said), (mean, low, high, _, best_lr) in zip(rows, expected, strict=True):
+        figures = re.match(r"([\d.]+) % \(([\d.]+)–([\d.]+) %\)", said)
+        assert figures, said
+        assert [float(v) for v in figures.groups()] == pytest.approx([mean, low, high], abs=0.006), said
+        assert (lr == "—") if best_lr is None else float(lr.split()[0]) == best_lr, (lr, best_lr)
+
+
 def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     """Seconds per epoch of the two steps, time to 99 % test accuracy and the seeds that got there,
     as speed.csv holds them (rounded as printed), and the recipe the page calls fast is the helper's."""

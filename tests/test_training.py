@@ -275,7 +275,12 @@ KILLED = textwrap.dedent("""
 
 
 @needs_mnist
-def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end(tmp_path):
+def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end(tmp_path, monkeypatch):
+    # the three trainings compared digit for digit use one fixed thread count: otherwise each would
+    # take its share of the cores among whatever else trains on the machine (threads.SharedCores)
+    fixed = str(torch.get_num_threads())
+    monkeypatch.setenv("LENET5_THREADS", fixed)
+    monkeypatch.setenv("OMP_NUM_THREADS", fixed)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run([sys.executable, "-c", KILLED, str(straight), "no"], check=True, capture_output=True)
     proc = subprocess.run([sys.executable, "-c", KILLED, str(killed), "kill"], capture_output=True)
