@@ -175,8 +175,9 @@ SWAPS = (("SGD", dict(output="rbf", squash="tanh", pool="trainable")),
          ("+ ReLU", dict(output="linear", squash="relu", pool="trainable")),
          ("+ max-pooling", dict(output="linear", squash="relu", pool="max")))
 # Notebook 03's peak learning rate for cross-entropy; the MAP loss's gradients are far larger (a
-# squared distance over 84 units): with 0.15, 0.05 or 0.015 it did not learn in a 2-epoch cycle,
-# with 0.005 it did (--lr 0.15,0.05,0.015,0.005,0.0015 --epochs 2 rows of <out>_swaps.csv).
+# squared distance over 84 units): in a 2-epoch cycle it did not learn with 0.15 or 0.05, learned
+# little with 0.015 and most with 0.005 (--rungs 0 --seeds 0 --epochs 2 --lr 0.15,0.05,0.015,0.005,0.0015:
+# the 2-epoch rows of <out>_swaps.csv).
 SWAP_LR = {"rbf": 0.005, "linear": 0.15}
 SWAP_COLUMNS = ["rung", "output", "squash", "pool", "seed", "epochs", "lr", "label_smoothing", "val_error",
                 "val_per_epoch", "seconds", "threads", "torch", "date"]

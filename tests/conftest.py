@@ -154,7 +154,9 @@ def short_run(tmp_path_factory) -> Path:
     tests of notebooks 04 and 06 and their exercises read. Executed once per test run: its users
     are in two test files, which pytest-xdist may give to two worker processes, each with its own
     session; the first to take the file lock trains, the other waits for it and reads the same
-    folder (the pytest-xdist recipe for a session fixture executed once)."""
+    folder (the pytest-xdist recipe for a session fixture executed once). Its users may change the
+    folder (test_exercises.py remakes its figures/): that is safe because `make test` runs them with
+    --dist loadscope, which keeps the tests of one file on one worker, one after another."""
     if not real_mnist_ready():
         pytest.skip("real MNIST not prepared: run `make data` first")
     base = tmp_path_factory.getbasetemp()
