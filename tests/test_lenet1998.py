@@ -394,6 +394,7 @@ def test_notebooks_swap_ladder_is_what_the_csvs_hold_and_its_text_reads_it():
                      text, re.S)
     assert last and [float(v) for v in last.groups()] == pytest.approx(
         [expected["+ max-pooling"][0], rung3[0], rung3[0] - expected["+ max-pooling"][0]], abs=0.006)
+    assert expected["+ max-pooling"][2] < rung3[1]  # "both of its seeds are below both of rung 3's"
     relu = re.search(r"\*\*scaled tanh → ReLU\*\*.*?([\d.]+) %", text, re.S)
     assert relu and float(relu[1]) == pytest.approx(expected["+ ReLU"][0], abs=0.006)
     # the order the text reads: SDLM worst of the rungs that train, max-pooling best
