@@ -32,15 +32,12 @@ from torchvision import transforms
 # the notebooks) getting MNIST, reading run folders and checking exercise answers.
 from lenet5_series import runs, threads
 from lenet5_series.exercises import check_answer  # noqa: F401
-from lenet5_series.mnist import DataError, prepare_mnist, resolve_data_dir  # noqa: F401
+from lenet5_series.mnist import prepare_mnist, resolve_data_dir  # noqa: F401
 from lenet5_series.params import as_bool, as_float, as_int
 from lenet5_series.paths import show_path  # noqa: F401  (notebooks print run folders with it)
 from lenet5_series.runs import (  # noqa: F401
     CHECKPOINT,
-    FIGURES,
-    RunError,
     choose_run,
-    latest_run,
     load_checkpoint,
     new_run_dir,
     read_history,
@@ -354,8 +351,8 @@ RECIPES = {
                 "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
                 "batch_size": 128, "epochs": 12},
     # The default recipe in 2 epochs of batches of 96, its weights in the channels-last memory format
-    # (notebook 07, "Where the time goes"). Chosen on the validation split among 12 candidates (2 or
-    # 3 epochs, batches of 96, 128 or 256, peaks 0.1 or 0.15): of those whose mean validation
+    # (notebook 07, "Where the time goes"). Chosen on the validation split among 24 candidates (2 or
+    # 3 epochs, batches of 96, 128, 192 or 256, peaks 0.1, 0.15 or 0.2): of those whose mean validation
     # accuracy over 2 seeds is at least 98.9 %, the one with the fewest epochs
     # (benchmarks/results/fast_recipe.csv, written by benchmarks/speed.py --choose).
     "fast": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
@@ -813,7 +810,8 @@ def checked_params(**params: Any) -> dict:
     epochs). Every error names the parameter, the value given and what is accepted. The result is a
     new dict: the notebook's own parameter variables stay as they are.
 
-    Taught in notebook 01, "01 · Loading MNIST".
+    First used in notebook 01. Taught in notebook 03, "The data: training, validation and test sets, as
+    tensors on the device".
     """
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:

@@ -21,7 +21,7 @@ import time
 import torch
 
 import lenet5_helpers as lh
-from lenet5_series import threads
+from lenet5_series import runs, threads
 from lenet5_series.params import parse_seeds
 
 
@@ -40,7 +40,7 @@ def one_run(args: tuple) -> dict:
                              **settings)
             row.update(test_accuracy=history[-1]["test_accuracy"],
                        train_seconds=sum(h["seconds"] for h in history))
-        except lh.RunError as e:
+        except runs.RunError as e:
             row["diverged"] = str(e)
     row["wall_seconds"] = time.perf_counter() - start
     return row

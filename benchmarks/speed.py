@@ -43,7 +43,7 @@ from lenet5_series.params import parse_seeds
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 0.99
 CANDIDATES = [dict(epochs=e, batch_size=b, lr=lr)
-              for e in (2, 3) for b in (96, 128, 256) for lr in (0.1, 0.15)]
+              for e in (2, 3) for b in (96, 128, 192, 256) for lr in (0.1, 0.15, 0.2)]
 
 
 def sync(device: torch.device) -> None:

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import lenet5_helpers as lh
 from lenet5_series import runs, threads
-from lenet5_series.mnist import MNIST_FILES
+from lenet5_series.mnist import MNIST_FILES, DataError
 
 TIMEOUT = 30  # seconds a rank waits for the others in any collective before it stops with an error
 LAUNCH = "torchrun --standalone --nproc-per-node 2 -m lenet5_series.ddp"
@@ -154,7 +154,7 @@ def start_or_resume(run_dir: Path | None, config: dict, model: nn.Module, optimi
             lock.unlink(missing_ok=True)
         raise error
     if "error" in ckpt:
-        raise lh.RunError(ckpt["error"])
+        raise runs.RunError(ckpt["error"])
     if ckpt and rank != 0:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -205,7 +205,7 @@ def wait_for_mnist(data_dir: Path, local_rank: int, limit: float = 600.0) -> Non
     deadline = time.monotonic() + limit
     while not all((raw / name).exists() for name in MNIST_FILES):  # written verified, renamed
         if time.monotonic() > deadline:
-            raise lh.DataError(f"MNIST did not appear in {lh.show_path(raw)} within {limit:.0f} s; "
+            raise DataError(f"MNIST did not appear in {lh.show_path(raw)} within {limit:.0f} s; "
                                "run `make data` on this machine first.")
         time.sleep(1.0)
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ["RANK"])
     try:
         metrics = run(args, rank)
-    except (ValueError, lh.RunError, lh.DataError) as e:  # said once per machine, not per rank
+    except (ValueError, runs.RunError, DataError) as e:  # said once per machine, not per rank
         if int(os.environ["LOCAL_RANK"]) == 0:
             print(f"error: {e}", file=sys.stderr, flush=True)
         return 1

@@ -105,7 +105,7 @@ def member_sha256(wheel: Path) -> str:
 
 
 def real_mnist_ready() -> bool:
-    raw = lh.resolve_data_dir() / "MNIST" / "raw"
+    raw = mnist.resolve_data_dir() / "MNIST" / "raw"
     return all((raw / name).exists() for name in mnist.MNIST_FILES)
 
 

@@ -28,6 +28,7 @@ from test_draw import WEIGHTS_FILE, exported_model
 
 import lenet5_helpers as lh
 from lenet5_series import publish
+from lenet5_series.mnist import resolve_data_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -230,7 +231,7 @@ def jupyterlab(tmp_path_factory):
         (settings / extension).mkdir(parents=True, exist_ok=True)
         (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
     port, token = free_port(), "lenet5-browser-test"
-    env = dict(os.environ, LENET5_RUNS_DIR=str(root / "runs"), LENET5_DATA_DIR=str(lh.resolve_data_dir()),
+    env = dict(os.environ, LENET5_RUNS_DIR=str(root / "runs"), LENET5_DATA_DIR=str(resolve_data_dir()),
                JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
                JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTER_CONFIG_DIR=str(root / "config"))

@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 import lenet5_helpers as lh
 from lenet5_series import runner
 from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
+from lenet5_series.runs import FIGURES, latest_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not real_mnist_ready(), reason="run `make data`")]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -231,7 +232,7 @@ def test_04_plots_a_given_run_every_cell_twice_and_its_solutions_say_what_they_s
     said = text(nb.cells)  # the short run is shorter than quick mode: the MLP gets the run's own
     assert f"MLP: default recipe, {SHORT_RUN['epochs']} epochs, 2,000 training images, seed 1" in said
     assert "shift (pixels)" in said
-    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == lh.FIGURES
+    assert sorted(p.name for p in (short_run / "figures").glob("*.png")) == FIGURES
     out, diagonal = nb.cells[-5:-1], text(nb.cells[-1:])
     assert not errors(out) and not errors(nb.cells[-1:])
     rows = {}
@@ -277,7 +278,7 @@ def test_04_picks_the_newest_full_run_by_its_recorded_finish_and_says_why(tmp_pa
                      r"newest finished shorter run \(1,000 images, 1 epochs; finished [-\d: ]+UTC\)\)", out)
     assert "this run: default recipe, augmented, 1 epochs, 1,000 images, seed 0" in out
     assert "default recipe, augmented" in text([c for c in nb.cells if "rows = [" in c.source])
-    assert lh.latest_run(runs).name == "a-augmented"
+    assert latest_run(runs).name == "a-augmented"
 
 
 def test_07_solutions_run(short_run, tmp_path):

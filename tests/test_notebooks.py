@@ -20,9 +20,9 @@ from conftest import SHORT_RUN, real_mnist_ready
 import lenet5_helpers as lh
 from lenet5_series import runner
 from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
+from lenet5_series.runs import FIGURES
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not real_mnist_ready(), reason="run `make data`")]
-FIGURES = lh.FIGURES
 
 
 def execute(name: str, out, **parameters) -> nbformat.NotebookNode:

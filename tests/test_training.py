@@ -118,7 +118,7 @@ def test_rerunning_a_finished_run_loads_it_instead_of_training(mnist_2000, tmp_p
 @needs_mnist
 def test_a_run_that_diverges_stops_with_advice(mnist_2000, tmp_path):
     advice = r"diverged in epoch 1: the train loss is nan.*lr=1e\+06.*try lr=500000"
-    with pytest.raises(lh.RunError, match=advice):
+    with pytest.raises(runs.RunError, match=advice):
         train(mnist_2000, tmp_path, epochs=2, lr=1e6)
     assert len(lh.read_history(tmp_path)) == 1  # the broken epoch is on record, no more
     assert not (tmp_path / ".lock").exists()
@@ -134,7 +134,7 @@ def test_check_diverged(accuracies, loss, message):
     history = [{"epoch": i + 1, "train_accuracy": a, "train_loss": 0.5} for i, a in enumerate(accuracies)]
     history[-1]["train_loss"] = loss
     if message:
-        with pytest.raises(lh.RunError, match=f"Training diverged in {message}.*try lr=0.075"):
+        with pytest.raises(runs.RunError, match=f"Training diverged in {message}.*try lr=0.075"):
             runs.check_diverged(history, 0.15)
     else:
         runs.check_diverged(history, 0.15)
