@@ -580,11 +580,13 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
                         type(model).__name__, len(data["val"][0]) if "val" in data else 0)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
-    use_memory_format(initialise(model, seed), config)  # a resumed run loads its weights over these
     optimizer, scheduler = make_optimizer(model, config, steps)
     generator = torch.Generator(device).manual_seed(seed)
     # the run folder: locked, restored (resume, or a finished run loaded), released at the end
     with runs.kept_run(run_dir, config, model, optimizer, scheduler, generator, resume) as history:
+        if not history:  # a new run: the first weights `seed` gives (a restored run has its own)
+            initialise(model, seed)
+        use_memory_format(model, config)
         if runs.already_finished(run_dir, history, config):
             return history
         # One refresh a second keeps the notebook's message channel light. TQDM_DISABLE=1 (set by

@@ -25,6 +25,7 @@ import io
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -128,57 +129,51 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, rank:
     return sums[0].item() / len(labels), sums[1].item() / len(labels)
 
 
-def start_or_resume(run_dir: Path | None, config: dict, model: nn.Module, optimizer: Any,
-                    scheduler: Any, generator: torch.Generator, resume: bool,
-                    rank: int) -> tuple[list[dict], Path | None]:
-    """Rank 0 claims the run folder and restores it (runs.start_or_resume), then sends the
-    checkpoint, or its refusal, to every rank, so all continue from the same state.
-
-    Only rank 0 reads the folder: on several machines the others may not see it. Returns the
-    history so far, and on rank 0 the lock to remove at the end.
-    """
-    message, lock, error = [{}], None, None
-    if rank == 0:
-        try:
-            lock = runs.lock_run_dir(run_dir)
-            history = runs.start_or_resume(run_dir, config, model, optimizer, scheduler,
-                                           generator, resume)
-            if history:
-                message = [runs.load_checkpoint(run_dir / runs.CHECKPOINT)]
-        except Exception as e:  # the others must not wait for a rank 0 that stopped
-            error, message = e, [{"error": f"{e}"}]
-    dist.broadcast_object_list(message, src=0)
-    ckpt = message[0]
-    if error is not None:
-        if lock is not None:
-            lock.unlink(missing_ok=True)
-        raise error
-    if "error" in ckpt:
-        raise runs.RunError(ckpt["error"])
-    if ckpt and rank != 0:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        generator.set_state(ckpt["rng"]["data"])
-    return list(ckpt.get("history", [])), lock
+@contextlib.contextmanager
+def kept_run(run_dir: Path | None, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
+             generator: torch.Generator, resume: bool, rank: int) -> Iterator[list[dict]]:
+    """lh.fit's runs.kept_run for every rank: rank 0 claims the run folder, restores it and releases
+    it at the end; in between it sends the checkpoint, or its refusal, to every rank, so all continue
+    from the same state. Only rank 0 reads the folder: on several machines the others may not see it.
+    The `with` block gets the history so far."""
+    with contextlib.ExitStack() as rank_0_holds:
+        message, error = [{}], None
+        if rank == 0:
+            try:
+                if rank_0_holds.enter_context(runs.kept_run(run_dir, config, model, optimizer, scheduler,
+                                                            generator, resume)):
+                    message = [runs.load_checkpoint(run_dir / runs.CHECKPOINT)]
+            except Exception as e:  # the others must not wait for a rank 0 that stopped
+                error, message = e, [{"error": f"{e}"}]
+        dist.broadcast_object_list(message, src=0)
+        if error is not None:
+            raise error
+        ckpt = message[0]
+        if "error" in ckpt:
+            raise runs.RunError(ckpt["error"])
+        if ckpt and rank != 0:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            generator.set_state(ckpt["rng"]["data"])
+        yield list(ckpt.get("history", []))
 
 
 def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size: int,
           device: torch.device, resume: bool = False) -> list[dict]:
     """lh.fit, data-parallel: the same recipe, epochs and run folder, written by rank 0 alone."""
     x_train, y_train = data["train"]
-    net = lh.initialise(lh.LeNet5().to(device), config["seed"])  # as lh.fit: the same first
-    # weights on every rank (and DDP copies rank 0's to the others once more)
-    lh.use_memory_format(net, config)
-    model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    net = lh.LeNet5().to(device)
     steps = steps_per_epoch(len(x_train), config["batch_size"], world_size)
     optimizer, scheduler = lh.make_optimizer(net, config, steps)
     generator = torch.Generator(device).manual_seed(config["seed"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    history, lock = start_or_resume(run_dir, config, net, optimizer, scheduler, generator,
-                                    resume, rank)
-    try:
+    with kept_run(run_dir, config, net, optimizer, scheduler, generator, resume, rank) as history:
+        if not history:  # as lh.fit: the same first weights on every rank
+            lh.initialise(net, config["seed"])
+        lh.use_memory_format(net, config)
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         finished = runs.already_finished(run_dir, history, config) if rank == 0 else None
         if finished or len(history) >= config["epochs"]:
             return history
@@ -191,9 +186,6 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
                                lambda split: evaluate(net, *data[split], rank, world_size), net,
                                optimizer, scheduler, generator,
                                write=(lambda line: print(line, flush=True)) if rank == 0 else None)
-    finally:
-        if lock is not None:
-            lock.unlink(missing_ok=True)
 
 
 def wait_for_mnist(data_dir: Path, local_rank: int, limit: float = 600.0) -> None:

@@ -8,6 +8,7 @@ import csv
 import functools
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -298,7 +299,20 @@ def test_a_run_killed_mid_epoch_keeps_its_last_epoch_and_resumes_to_the_same_end
     assert resumed[-1]["train_loss"] == final["train_loss"]
 
 
-@needs_mnist
+def test_a_run_dir_in_use_is_refused_before_the_model_is_touched(tmp_path):
+    """fit claims the run folder before it sets the first weights: a run refused because another live
+    training holds the folder leaves the model passed in as it was."""
+    data = {"train": (torch.zeros(8, 1, 32, 32), torch.zeros(8, dtype=torch.long))}
+    (tmp_path / ".lock").write_text(str(os.getppid()))  # a live process that is not this one
+    model = lh.LeNet5()
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.fill_(0.5)
+    with pytest.raises(runs.RunError, match="in use by another training run"):
+        lh.fit(model, data, tmp_path, epochs=1, progress=False)
+    assert all(bool((weight == 0.5).all()) for weight in model.parameters())
+
+
 @needs_mnist
 def test_a_run_dir_holding_another_run_is_refused_in_the_parameter_check(tmp_path):
     data = lh.mnist_tensors(train_subset=2000)  # with the validation split, as the notebooks run
