@@ -580,6 +580,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
                         type(model).__name__, len(data["val"][0]) if "val" in data else 0)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
+    # the optimizer holds the model's parameter tensors themselves; initialise and channels-last
+    # (below) change them in place, so it keeps holding the ones that train
     optimizer, scheduler = make_optimizer(model, config, steps)
     generator = torch.Generator(device).manual_seed(seed)
     # the run folder: locked, restored (resume, or a finished run loaded), released at the end

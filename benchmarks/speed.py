@@ -18,7 +18,8 @@ Its last line is JSON, with fast_step_ratio (c / b, seconds per epoch) and fast_
 
 --choose trains candidate recipes (the fast recipe with other epochs, batch sizes and peaks) on the
 55,000 training images and scores the 5,000 held-out validation images (never the test set) after
-every epoch, for seeds 0 and 1; it appends to benchmarks/results/fast_recipe.csv.
+every epoch, for seeds 0 and 1; it appends to benchmarks/results/fast_recipe.csv (move the file away
+first to start afresh: 07 and the results page read every row in it).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
     x_train, y_train = data["train"]
     net = lh.LeNet5().to(device)
     steps = steps_per_epoch(len(x_train), config["batch_size"], world_size)
-    optimizer, scheduler = lh.make_optimizer(net, config, steps)
+    optimizer, scheduler = lh.make_optimizer(net, config, steps)  # the parameters themselves, as lh.fit
     generator = torch.Generator(device).manual_seed(config["seed"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -198,7 +198,7 @@ def wait_for_mnist(data_dir: Path, local_rank: int, limit: float = 600.0) -> Non
     while not all((raw / name).exists() for name in MNIST_FILES):  # written verified, renamed
         if time.monotonic() > deadline:
             raise DataError(f"MNIST did not appear in {lh.show_path(raw)} within {limit:.0f} s; "
-                               "run `make data` on this machine first.")
+                            "run `make data` on this machine first.")
         time.sleep(1.0)
 
 

@@ -347,7 +347,8 @@ def start_or_resume(run_dir: Path, config: dict, model: nn.Module, optimizer: An
 @contextlib.contextmanager
 def kept_run(run_dir: Path, config: dict, model: nn.Module, optimizer: Any, scheduler: Any,
              generator: torch.Generator, resume: bool) -> Iterator[list[dict]]:
-    """The run folder of one training, for as long as it trains (lenet5_helpers.fit trains inside it):
+    """The run folder of one training, for as long as it trains (lenet5_helpers.fit trains inside it,
+    and so does every rank of the torchrun trainer, through lenet5_series.ddp.kept_run):
     claimed (lock_run_dir), restored when allowed (start_or_resume), the history so far given to the
     `with` block, and released at the end, also when the cell is stopped or the run fails."""
     lock = lock_run_dir(run_dir)

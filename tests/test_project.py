@@ -527,6 +527,19 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert steps and steps.groups() == (str(default["batch_size"]), str(fast["batch_size"])), page
 
 
+def test_fast_recipe_csv_holds_every_candidate_speed_py_tries_and_no_other():
+    """The grid that 07 and the results page describe is benchmarks/speed.py's CANDIDATES, each
+    trained for the same seeds."""
+    import speed  # benchmarks/speed.py (conftest puts benchmarks/ on sys.path)
+
+    keys = {(int(r["epochs"]), int(r["batch_size"]), float(r["lr"])) for r in results("fast_recipe.csv")}
+    assert keys == {(c["epochs"], c["batch_size"], c["lr"]) for c in speed.CANDIDATES}
+    seeds = {}
+    for r in results("fast_recipe.csv"):
+        seeds.setdefault((r["epochs"], r["batch_size"], r["lr"]), []).append(int(r["seed"]))
+    assert all(sorted(s) == [0, 1] for s in seeds.values()), seeds
+
+
 def test_the_results_pages_fast_recipe_candidates_are_what_fast_recipe_csv_holds():
     """Each candidate's mean and range of validation accuracy over its seeds and its mean seconds, the
     row named as the fast recipe is lh.RECIPES["fast"], and the one run that did not train."""

@@ -8,7 +8,6 @@ import csv
 import functools
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -303,13 +302,19 @@ def test_a_run_dir_in_use_is_refused_before_the_model_is_touched(tmp_path):
     """fit claims the run folder before it sets the first weights: a run refused because another live
     training holds the folder leaves the model passed in as it was."""
     data = {"train": (torch.zeros(8, 1, 32, 32), torch.zeros(8, dtype=torch.long))}
-    (tmp_path / ".lock").write_text(str(os.getppid()))  # a live process that is not this one
     model = lh.LeNet5()
     with torch.no_grad():
         for weight in model.parameters():
             weight.fill_(0.5)
-    with pytest.raises(runs.RunError, match="in use by another training run"):
-        lh.fit(model, data, tmp_path, epochs=1, progress=False)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # the live training
+    try:
+        (tmp_path / ".lock").write_text(str(other.pid))
+        with pytest.raises(runs.RunError, match="in use by another training run"):
+            lh.fit(model, data, tmp_path, epochs=1, progress=False)
+        assert (tmp_path / ".lock").read_text() == str(other.pid)  # its lock is left as it was
+    finally:
+        other.kill()
+        other.wait()
     assert all(bool((weight == 0.5).all()) for weight in model.parameters())
 
 
