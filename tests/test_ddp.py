@@ -246,3 +246,49 @@ def test_a_batch_that_does_not_split_evenly_is_refused_once_with_its_name(tmp_pa
     message = "batch_size=129 does not split into 2 equal shares"
     assert out.count(message) == 1, out[-3000:]
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_rank_0s_refusal_and_failures_reach_the_caller_and_leave_no_lock_of_its_own(tmp_path, monkeypatch):
+    """ddp.kept_run in one process (a group of one rank): a folder another live training holds is
+    refused with its lock left alone; a failure after rank 0 took the lock, or inside the `with`
+    block, releases it."""
+    import torch.distributed as dist
+
+    from lenet5_series import runs
+
+    model = lh.LeNet5()
+    config = lh.run_config(epochs=1, train_size=8, val_size=0)
+    optimizer, scheduler = lh.make_optimizer(model, config, 1)
+
+    def kept(run_dir: Path):
+        return ddp.kept_run(run_dir, config, model, optimizer, scheduler, torch.Generator(), False, 0)
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            (tmp_path / "held").mkdir()
+            (tmp_path / "held" / ".lock").write_text(str(other.pid))
+            refused = pytest.raises(runs.RunError, match="in use by another training run")
+            with refused, kept(tmp_path / "held"):
+                pass
+            assert (tmp_path / "held" / ".lock").read_text() == str(other.pid)
+        finally:
+            other.kill()
+            other.wait()
+
+        def broken(*args, **kwargs):
+            raise OSError("the disk is full")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(runs, "start_or_resume", broken)
+            with pytest.raises(OSError, match="the disk is full"), kept(tmp_path / "failed"):
+                pass
+        assert not (tmp_path / "failed" / ".lock").exists()
+
+        with pytest.raises(KeyboardInterrupt), kept(tmp_path / "stopped") as history:
+            assert history == [] and (tmp_path / "stopped" / ".lock").exists()
+            raise KeyboardInterrupt
+        assert not (tmp_path / "stopped" / ".lock").exists()
+    finally:
+        dist.destroy_process_group()
