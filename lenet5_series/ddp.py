@@ -163,7 +163,7 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
           device: torch.device, resume: bool = False) -> list[dict]:
     """lh.fit, data-parallel: the same recipe, epochs and run folder, written by rank 0 alone."""
     x_train, y_train = data["train"]
-    net = lh.LeNet5().to(device)
+    net = lh.lenet5_for(config["recipe"]).to(device)  # "fast": LeNet5Fast, as notebook 03 builds it
     steps = steps_per_epoch(len(x_train), config["batch_size"], world_size)
     optimizer, scheduler = lh.make_optimizer(net, config, steps)  # the parameters themselves, as lh.fit
     generator = torch.Generator(device).manual_seed(config["seed"])

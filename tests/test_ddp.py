@@ -292,3 +292,27 @@ def test_rank_0s_refusal_and_failures_reach_the_caller_and_leave_no_lock_of_its_
         assert not (tmp_path / "stopped" / ".lock").exists()
     finally:
         dist.destroy_process_group()
+
+
+def test_the_trainer_trains_the_recipes_network(tmp_path, monkeypatch):
+    """recipe="fast": ddp.train builds the network lh.lenet5_for gives (LeNet5Fast), as notebook 03
+    does, and records the run as a LeNet5 run (one process, a group of one rank)."""
+    import torch.distributed as dist
+
+    built = []
+
+    def spy(recipe: str) -> lh.LeNet5:
+        built.append(real(recipe))
+        return built[-1]
+
+    real = lh.lenet5_for
+    monkeypatch.setattr(lh, "lenet5_for", spy)
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    config = dict(lh.run_config("fast", epochs=1, batch_size=8, train_size=16, val_size=0), world_size=1)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        history = ddp.train({"train": (x, y), "test": (x, y)}, tmp_path, config, 0, 1, torch.device("cpu"))
+    finally:
+        dist.destroy_process_group()
+    assert len(history) == 1 and [type(net) for net in built] == [lh.LeNet5Fast]
+    assert lh.load_checkpoint(tmp_path / lh.CHECKPOINT)["config"]["arch"] == "LeNet5"

@@ -148,3 +148,39 @@ def test_notebook_02s_class_is_the_helpers_lenet5():
                                                  strict=True))
     x = torch.randn(4, 1, 32, 32)
     assert torch.equal(ours(x), helper(x))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_lenet5fast_is_lenet5_computed_in_a_cheaper_order(channels_last):
+    """The same weights give the same scores and gradients (pool-then-ReLU to the last digit)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,))
+    settings = {"channels_last": channels_last}
+    plain = lh.use_memory_format(lh.initialise(lh.LeNet5(), 0), settings)
+    fast = lh.use_memory_format(lh.initialise(lh.LeNet5Fast(), 0), settings)
+    assert [n for n, _ in fast.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    for net in (plain, fast):
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    assert torch.allclose(fast(x), plain(x), rtol=0, atol=1e-6)
+    for a, b in zip(plain.parameters(), fast.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-6)
+    # its first rewrite alone, pooling before ReLU, gives the same numbers to the last digit
+    first = [lh.initialise(lh.LeNet5(), 0).conv1 for _ in range(2)]
+    relu_first = plain.pool(torch.relu(first[0](x)))
+    pool_first = torch.relu(plain.pool(first[1](x)))
+    assert torch.equal(relu_first, pool_first)
+    (relu_first * y[:, None, None, None]).sum().backward()
+    (pool_first * y[:, None, None, None]).sum().backward()
+    assert torch.equal(first[0].weight.grad, first[1].weight.grad)
+    seen = {"conv3 ran": False, "pooled a negative": False}
+    fast.conv3.register_forward_hook(lambda *_: seen.update({"conv3 ran": True}))
+    fast.pool.register_forward_hook(
+        lambda module, args, out: seen.update({"pooled a negative": bool((args[0] < 0).any())}))
+    fast(x)
+    assert seen == {"conv3 ran": False, "pooled a negative": True}  # its own order: pool, then ReLU
+    plain.load_state_dict(fast.state_dict())  # a fast run's checkpoint loads into LeNet5
+
+
+def test_lenet5fast_is_what_the_fast_recipe_trains():
+    assert type(lh.lenet5_for("fast")) is lh.LeNet5Fast
+    assert type(lh.lenet5_for("default")) is type(lh.lenet5_for("reference")) is lh.LeNet5

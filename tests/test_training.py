@@ -399,3 +399,33 @@ def test_the_learning_rate_and_momentum_a_run_records_lie_on_schedule_per_step(m
     for h in history:
         for key in ("lr", "momentum"):
             assert math.isclose(schedule[key][(h["epoch"] - 1) * steps], h[key]), (key, h)
+
+
+@needs_mnist
+def test_a_fast_run_on_lenet5fast_is_a_lenet5_run(tmp_path):
+    """The fast recipe trains LeNet5Fast and records it as "LeNet5": the parameter check accepts the
+    finished run, and LeNet5 (notebooks 04, 06, 07) loads its checkpoint and gives its scores."""
+    data = lh.mnist_tensors(train_subset=2000)  # with the validation split, as the notebooks run
+    fast = lh.lenet5_for("fast")
+    lh.fit(fast, data, tmp_path, recipe="fast", epochs=1, progress=False)
+    checkpoint = lh.load_checkpoint(tmp_path / lh.CHECKPOINT)
+    assert checkpoint["config"]["arch"] == "LeNet5"
+    same = dict(run_dir=tmp_path, recipe="fast", epochs=1, batch_size=None, lr=None, seed=0,
+                augment=False, amp=False, train_subset=2000, resume=False)
+    assert lh.checked_params(**same)["run_dir"] == tmp_path  # finished, the same run: it loads
+    plain = lh.LeNet5()
+    plain.load_state_dict(checkpoint["model"])
+    x = data["val"][0][:64]
+    assert torch.allclose(plain(x), fast(x), atol=1e-5)
+
+
+def test_fit_records_lenet5fast_as_lenet5_and_another_network_by_its_own_name(tmp_path):
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    data = {"train": (x, y), "test": (x, y)}
+
+    class Wider(lh.LeNet5):  # a learner's own variant: its checkpoints are not LeNet5's
+        pass
+
+    for model, arch in ((lh.LeNet5Fast(), "LeNet5"), (Wider(), "Wider")):
+        lh.fit(model, data, tmp_path / arch, epochs=1, batch_size=8, progress=False)
+        assert lh.load_checkpoint(tmp_path / arch / lh.CHECKPOINT)["config"]["arch"] == arch
