@@ -3,6 +3,7 @@ appends one row to benchmarks/results/speed.csv; asserts nothing.
 
     python benchmarks/speed.py [--device auto|cpu|cuda|mps] [--seeds 0-4] [--skip-reference]
     python benchmarks/speed.py --choose        # the fast recipe's candidates, on the validation split
+    python benchmarks/speed.py --probes        # other ways to a faster step, measured beside the fast one
 
 In one run, on all 60,000 training images (data in memory):
 (a) reference: PIL transforms through a DataLoader, batch 128, plain SGD (lr 1e-3), as the reference
@@ -22,6 +23,13 @@ Its last line is JSON, with fast_step_ratio (c / b, seconds per epoch) and fast_
 55,000 training images and scores the 5,000 held-out validation images (never the test set) after
 every epoch, for seeds 0 and 1; it appends to benchmarks/results/fast_recipe.csv (move the file away
 first to start afresh: 07 and the results page read every row in it).
+
+--probes times the fast step as it is and changed one way at a time (PROBES: torch.compile,
+bfloat16 autocast, one thread, oneDNN off), each over PROBE_STEPS steps after 3 warm-up steps
+(the first try's warm-up seconds are the `setup_seconds`: torch.compile compiles there), twice,
+alternating, the quicker counting, scaled to an epoch of 60,000 images; and one scoring of the 10,000 test
+images. It appends one row per probe to benchmarks/results/speed_probes.csv; a probe that fails
+(torch.compile without a C++ compiler) gets its error as its note.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +57,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 0.99
 CANDIDATES = [dict(epochs=e, batch_size=b, lr=lr)
               for e in (2, 3) for b in (96, 128, 192, 256) for lr in (0.1, 0.15, 0.2)]
+PROBES = ["fast step", "torch.compile", "bfloat16 autocast", "one thread", "oneDNN off"]
+PROBE_STEPS = 200
+PROBE_COLUMNS = ["probe", "seconds", "per", "ratio_to_fast_epoch", "setup_seconds", "note", "device",
+                 "device_name", "threads", "torch", "date"]
 
 
 def sync(device: torch.device) -> None:
@@ -141,6 +155,82 @@ def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict
             "seconds": time.perf_counter() - start if accuracy >= TARGET else None}
 
 
+def probe_seconds(data: dict, device: torch.device, probe: str) -> tuple[float, float]:
+    """(seconds per epoch, warm-up seconds) of the fast recipe's step changed as `probe` says (PROBES)."""
+    settings = lh.resolve_recipe("fast", epochs=1)
+    batch, (x, y) = settings["batch_size"], data["train"]
+    model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), 0), settings)
+    optimizer, scheduler = lh.make_optimizer(model, settings, 3 + PROBE_STEPS)
+    if probe == "torch.compile":
+        model = torch.compile(model)  # the same parameters: the optimizer still holds them
+    generator, threads_before = torch.Generator(device).manual_seed(0), torch.get_num_threads()
+    if probe == "one thread":
+        torch.set_num_threads(1)
+    seconds = []
+    try:
+        with torch.backends.mkldnn.flags(enabled=probe != "oneDNN off"):
+            for steps in (3, PROBE_STEPS):  # the warm-up, then the timed steps
+                sync(device)
+                start = time.perf_counter()
+                lh.train_epoch(model, x[:steps * batch], y[:steps * batch], optimizer, scheduler, batch,
+                               generator, amp=probe == "bfloat16 autocast",
+                               label_smoothing=settings["label_smoothing"])
+                sync(device)
+                seconds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads_before)
+    return seconds[1] * lh.steps_per_epoch(len(x), batch) / PROBE_STEPS, seconds[0]
+
+
+def probes(data: dict, device: torch.device, about: dict) -> None:
+    """Each probe twice, alternating, the quicker counting; one scoring of the test set; CSV rows."""
+    # torch.compile keeps what it compiled on disk for later processes: a folder of this run's own,
+    # so its setup_seconds is a first compilation, as on a learner's machine
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="lenet5-probes-")
+    tries: dict[str, list[tuple[float, float]]] = {probe: [] for probe in PROBES}
+    errors: dict[str, str] = {}
+    for _ in range(2):
+        for probe in PROBES:
+            if probe in errors:
+                continue
+            try:
+                tries[probe].append(probe_seconds(data, device, probe))
+            except Exception as e:  # torch.compile without a C++ compiler, for one
+                errors[probe] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    fast_epoch = min(t[0] for t in tries["fast step"])
+    notes = {"bfloat16 autocast": "this CPU has bfloat16 instructions" if bf16_native()
+             else "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)"}
+    for probe in PROBES:
+        row = {"probe": probe, "per": "epoch", "note": errors.get(probe, notes.get(probe, "")), **about}
+        if tries[probe]:  # the quicker epoch; the first try's warm-up (first calls compile, set up)
+            epoch, setup = min(t[0] for t in tries[probe]), tries[probe][0][1]
+            row.update(seconds=round(epoch, 3), ratio_to_fast_epoch=round(epoch / fast_epoch, 3),
+                       setup_seconds=round(setup, 2))
+        append_row(RESULTS / "speed_probes.csv", row, PROBE_COLUMNS)
+        print(row, flush=True)
+    model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), 0), lh.RECIPES["fast"])
+    lh.evaluate(model, *data["test"])  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    lh.evaluate(model, *data["test"])
+    sync(device)
+    scoring = time.perf_counter() - start
+    row = {"probe": "scoring the 10,000 test images (lh.evaluate)", "seconds": round(scoring, 3),
+           "per": "scoring", "ratio_to_fast_epoch": round(scoring / fast_epoch, 3), "note": "", **about}
+    append_row(RESULTS / "speed_probes.csv", row, PROBE_COLUMNS)
+    print(row, flush=True)
+
+
+def bf16_native() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), as /proc/cpuinfo says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def cpu_name() -> str:
     """The CPU's model name where the system tells it, else the architecture."""
     try:
@@ -180,6 +270,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-4", help="seeds of the time to 99 %%: '0-4' or '0,3'")
     parser.add_argument("--skip-reference", action="store_true", help="skip the slow reference")
     parser.add_argument("--choose", action="store_true", help="the fast recipe's candidates instead")
+    parser.add_argument("--probes", action="store_true", help="other ways to a faster step instead")
     args = parser.parse_args()
     device = lh.pick_device(args.device)
     cpu_threads = threads.use_cpu_threads()
@@ -194,6 +285,9 @@ def main() -> None:
     figures = {"date": now(), "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
                "torch": torch.__version__}
     print(f"LeNet-5 training speed on {device.type} ({name}; {cpu_threads}), torch {torch.__version__}")
+    if args.probes:
+        return probes(data, device, {k: figures[k] for k in ("device", "device_name", "threads", "torch",
+                                                            "date")})
     if not args.skip_reference:
         figures["reference_s_per_epoch"] = reference_epoch(data_root, device)
         print(f"(a) reference pipeline (DataLoader + PIL):   {figures['reference_s_per_epoch']:6.2f} s/epoch")

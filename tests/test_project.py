@@ -531,6 +531,32 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert steps and steps.groups() == (str(default["batch_size"]), str(fast["batch_size"])), page
 
 
+def test_the_results_pages_probes_are_what_speed_probes_csv_holds():
+    """Each probe's seconds per epoch, its ratio to the fast step and its setup, in speed.py's order,
+    and the figures the text quotes (compile seconds, bfloat16's and oneDNN's factors, scoring)."""
+    import speed  # benchmarks/speed.py (conftest puts benchmarks/ on sys.path)
+
+    rows = {r["probe"]: r for r in results("speed_probes.csv")}
+    table_rows = table(RESULTS_PAGE.read_text(), "| the fast step | seconds per epoch |")
+    assert len(table_rows) == len(speed.PROBES)
+    for probe, (_, seconds, ratio, setup) in zip(speed.PROBES, table_rows, strict=True):
+        r = rows[probe]
+        expected = (f"{float(r['seconds']):.2f} s", f"{float(r['ratio_to_fast_epoch']):.2f}",
+                    f"{float(r['setup_seconds']):.2f} s")
+        assert (seconds, ratio, setup) == expected, probe
+    page = " ".join(RESULTS_PAGE.read_text().split())
+    said = re.search(r"took (\d+) s to compile first.*?bfloat16 was (\d+) times slower.*?about (\d+) "
+                     r"times slower\. Scoring the 10,000 test images with `lh.evaluate` took (\S+) s, "
+                     r"(\S+) of an epoch", page)
+    scoring = rows["scoring the 10,000 test images (lh.evaluate)"]
+    assert said and said.groups() == (
+        f"{float(rows['torch.compile']['setup_seconds']):.0f}",
+        f"{float(rows['bfloat16 autocast']['ratio_to_fast_epoch']):.0f}",
+        f"{float(rows['oneDNN off']['ratio_to_fast_epoch']):.0f}",
+        f"{float(scoring['seconds']):.2f}", f"{float(scoring['ratio_to_fast_epoch']):.2f}")
+    assert all(float(rows[p]["ratio_to_fast_epoch"]) > 1 for p in speed.PROBES[1:])  # "None made it faster"
+
+
 def test_fast_recipe_csv_holds_every_candidate_speed_py_tries_and_no_other():
     """The grid that 07 and the results page describe is benchmarks/speed.py's CANDIDATES, each
     trained for the same seeds."""
