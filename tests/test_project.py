@@ -515,6 +515,11 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert method and (r["device"], r["threads"]) == ("cpu", method[1])
     assert seed_range(method[2]) == seed_range(r["seeds"].replace("-", "–"))
     page = " ".join(page.split())
+    first = results("speed.csv")[0]
+    other = re.search(r"the CSV's first run, .*? measured (\S+) for the step and (\S+) for the time to 99 %",
+                      page)
+    assert other and other.groups() == (f"{float(first['fast_step_ratio']):.2f}",
+                                        f"{float(first['fast_time_to_99_ratio']):.2f}")
     said = re.search(r"lowest seed ended its 2 epochs at (\S+ %) test accuracy", page)
     assert said and said[1] == f"{100 * float(r['fast_min_accuracy']):.2f} %"
     alone = re.search(r"The fast recipe's settings on `LeNet5` .*? took (\S+) s per epoch "
