@@ -36,6 +36,7 @@ images. It appends one row per probe to benchmarks/results/speed_probes.csv; a p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -80,17 +81,22 @@ SPEED_COLUMNS = ["date", "device", "device_name", "threads", "torch", "seeds", "
                  "fast_on_lenet5_s_per_epoch"]
 
 
-def append_row(path: Path, row: dict, columns: list[str] | None = None) -> None:
-    """Add one row to a CSV, writing its header first if the file is new (missing columns empty).
-
-    A file whose header is not these columns is refused: its rows would land under other names."""
-    new = not path.exists()
-    if not new and columns is not None:
+def check_header(path: Path, columns: list[str]) -> None:
+    """Refuse a CSV whose header is not these columns (main checks before it measures anything):
+    rows appended to it would land under other names."""
+    if path.exists():
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
         if header != columns:
             raise SystemExit(f"{path} has the columns {header}, not {columns}: move it away (or add the "
                              "new columns to its header) and run again.")
+
+
+def append_row(path: Path, row: dict, columns: list[str] | None = None) -> None:
+    """Add one row to a CSV, writing its header first if the file is new (missing columns empty)."""
+    new = not path.exists()
+    if columns is not None:
+        check_header(path, columns)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, columns or list(row), restval="")
         if new:
@@ -158,10 +164,11 @@ def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict
 
 def probe_seconds(data: dict, device: torch.device, probe: str) -> tuple[float, float]:
     """(seconds per epoch, warm-up seconds) of the fast recipe's step changed as `probe` says (PROBES)."""
-    settings = lh.resolve_recipe("fast", epochs=1)
+    settings = lh.resolve_recipe("fast")
     batch, (x, y) = settings["batch_size"], data["train"]
     model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), 0), settings)
-    optimizer, scheduler = lh.make_optimizer(model, settings, 3 + PROBE_STEPS)
+    # the recipe's own schedule: the steps timed are the first steps of a fast run
+    optimizer, scheduler = lh.make_optimizer(model, settings, lh.steps_per_epoch(len(x), batch))
     if probe == "torch.compile":
         model = torch.compile(model)  # the same parameters: the optimizer still holds them
     generator, threads_before = torch.Generator(device).manual_seed(0), torch.get_num_threads()
@@ -169,7 +176,8 @@ def probe_seconds(data: dict, device: torch.device, probe: str) -> tuple[float, 
         torch.set_num_threads(1)
     seconds = []
     try:
-        with torch.backends.mkldnn.flags(enabled=probe != "oneDNN off"):
+        no_onednn = probe == "oneDNN off"
+        with torch.backends.mkldnn.flags(enabled=False) if no_onednn else contextlib.nullcontext():
             for steps in (3, PROBE_STEPS):  # the warm-up, then the timed steps
                 sync(device)
                 start = time.perf_counter()
@@ -187,20 +195,25 @@ def probes(data: dict, device: torch.device, about: dict) -> None:
     """Each probe twice, alternating, the quicker counting; one scoring of the test set; CSV rows."""
     # torch.compile keeps what it compiled on disk for later processes: a folder of this run's own,
     # so its setup_seconds is a first compilation, as on a learner's machine
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="lenet5-probes-")
     tries: dict[str, list[tuple[float, float]]] = {probe: [] for probe in PROBES}
     errors: dict[str, str] = {}
-    for _ in range(2):
-        for probe in PROBES:
-            if probe in errors:
-                continue
-            try:
-                tries[probe].append(probe_seconds(data, device, probe))
-            except Exception as e:  # torch.compile without a C++ compiler, for one
-                errors[probe] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    with tempfile.TemporaryDirectory(prefix="lenet5-probes-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        for _ in range(2):
+            for probe in PROBES:
+                if probe in errors:
+                    continue
+                try:
+                    tries[probe].append(probe_seconds(data, device, probe))
+                except Exception as e:  # torch.compile without a C++ compiler: said, not fatal
+                    if probe != "torch.compile":
+                        raise
+                    errors[probe] = f"failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
     fast_epoch = min(t[0] for t in tries["fast step"])
-    notes = {"bfloat16 autocast": "this CPU has bfloat16 instructions" if bf16_native()
-             else "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)"}
+    native = bf16_native()
+    notes = {"bfloat16 autocast": {True: "this CPU has bfloat16 instructions",
+                                   False: "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)",
+                                   None: "whether this CPU has bfloat16 instructions is not known"}[native]}
     for probe in PROBES:
         row = {"probe": probe, "per": "epoch", "note": errors.get(probe, notes.get(probe, "")), **about}
         if tries[probe]:  # the quicker epoch; the first try's warm-up (first calls compile, set up)
@@ -222,14 +235,17 @@ def probes(data: dict, device: torch.device, about: dict) -> None:
     print(row, flush=True)
 
 
-def bf16_native() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), as /proc/cpuinfo says."""
+def bf16_native() -> bool | None:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), as Linux's /proc/cpuinfo
+    says; None where it cannot tell (no /proc/cpuinfo, or no x86 flags in it)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            info = f.read()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return None
+    if "flags" not in info:
+        return None
+    return "avx512_bf16" in info or "amx_bf16" in info
 
 
 def cpu_name() -> str:
@@ -274,6 +290,11 @@ def main() -> None:
     parser.add_argument("--probes", action="store_true", help="other ways to a faster step instead")
     args = parser.parse_args()
     device = lh.pick_device(args.device)
+    if args.probes and device.type != "cpu":
+        raise SystemExit(f"--probes measures ways to a faster step on the CPU (threads, oneDNN, bfloat16 "
+                         f"instructions); this run would use {device.type}. Pass --device cpu.")
+    for name, columns in (("speed.csv", SPEED_COLUMNS), ("speed_probes.csv", PROBE_COLUMNS)):
+        check_header(RESULTS / name, columns)  # before an hour of measuring, not after
     cpu_threads = threads.use_cpu_threads()
     seeds = parse_seeds(args.seeds)
     if args.choose:
