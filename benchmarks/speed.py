@@ -193,10 +193,10 @@ def probe_seconds(data: dict, device: torch.device, probe: str) -> tuple[float, 
 
 def probes(data: dict, device: torch.device, about: dict) -> None:
     """Each probe twice, alternating, the quicker counting; one scoring of the test set; CSV rows."""
-    # torch.compile keeps what it compiled on disk for later processes: a folder of this run's own,
-    # so its setup_seconds is a first compilation, as on a learner's machine
     tries: dict[str, list[tuple[float, float]]] = {probe: [] for probe in PROBES}
     errors: dict[str, str] = {}
+    # torch.compile keeps what it compiled on disk for later processes: a folder of this run's own,
+    # so its setup_seconds is a first compilation, as on a learner's machine
     with tempfile.TemporaryDirectory(prefix="lenet5-probes-") as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         for _ in range(2):
