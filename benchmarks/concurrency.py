@@ -1,33 +1,33 @@
-"""Benchmark: trainings that share the CPU, the old way and with the thread budget. Prints its figures.
+"""Benchmark: trainings that share the CPU: each taking every core, and each its share. Prints its figures.
 
     python benchmarks/concurrency.py [--runs 1,2,4] [--subset 10000] [--repeats 3]
-                                     [--modes shared,old,new,pinned,passive]
-                                     [--sweep | --sweep-only] [--sweep-old]
+                                     [--modes shared,every-core,fixed-share,pinned,passive]
+                                     [--sweep | --sweep-only] [--sweep-every-core]
                                      [--sweep-params "epochs 3 train_subset 10000"]
 
 Part 1: k trainings at once (k = 1, 2, 4), each in its own process. Each loads the first `subset`
 training images and warms up on a few batches; when all are ready they train one epoch of the
 default recipe together (lh.train_epoch), and each one's epoch time is divided by a lone run's
-(the median of the lone runs of the mode `old`: torch's own way). Each trains as lh.fit does
+(the median of the lone runs of the mode `every-core`: torch's own way). Each trains as lh.fit does
 (threads.SharedCores); its thread count is the one most of its steps ran with.
 Modes:
-  shared  nothing set: each training sees the others in threads.REGISTRY and takes its share of
-          the cores (what two notebooks, two papermill runs or a class server's users get)
-  old     every process takes every core (LENET5_THREADS = the cores, which turns the sharing
-          off): what torch does by itself
-  new     each gets its share (LENET5_THREADS = OMP_NUM_THREADS = cores // k, at least 1): what a
-          sweep gives its kernels, or a teacher sets for each user
-  pinned  each may run only on its share of the cores (CPU affinity, as a class server's cpusets),
-          and the helper finds its thread count by itself (no LENET5_THREADS)
-  passive as old, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
+  shared       nothing set: each training sees the others in threads.REGISTRY and takes its share
+               of the cores (what two notebooks, two papermill runs or a class server's users get)
+  every-core   every process takes every core (LENET5_THREADS = the cores, which turns the sharing
+               off): what torch does by itself
+  fixed-share  each gets its share (LENET5_THREADS = OMP_NUM_THREADS = cores // k, at least 1): what
+               a sweep gives its kernels, or a teacher sets for each user
+  pinned       each may run only on its share of the cores (CPU affinity, as a class server's
+               cpusets), and the helper finds its thread count by itself (no LENET5_THREADS)
+  passive      as every-core, with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
 For each mode and k: the worst of the k runs' ratios in each try, as the median (and range) over the
 tries. Targets on a 2-core machine (mode shared: no variable set): 2 at once <= 2.5x a lone run
-each, 4 at once <= 5x; a lone run within 5 % of the old way's.
+each, 4 at once <= 5x; a lone run within 5 % of every-core's.
 
 Part 2 (--sweep): the README's sweep example (-g recipe default,reference -g lr 0.05,0.1 and
 --sweep-params) through `python -m lenet5_series sweep`: 2 workers (each with its share) against
-its points one after another (--jobs 1); with --sweep-old also 2 workers that each take every core
-(the old way). Target: 2 workers faster than one after another.
+its points one after another (--jobs 1); with --sweep-every-core also 2 workers that each take every
+core. Target: 2 workers faster than one after another.
 
 It first times one look at the registry (--look-cost: only that): what sharing costs a lone run.
 Part 1 appends a row per mode and number of runs to benchmarks/results/concurrency.csv.
@@ -109,11 +109,11 @@ def trial(k: int, mode: str, subset: int) -> list[dict]:
         pin = None
         if mode == "shared":
             pass
-        elif mode in ("old", "passive"):
+        elif mode in ("every-core", "passive"):
             env["LENET5_THREADS"] = str(len(all_cores))
             if mode == "passive":
                 env["OMP_WAIT_POLICY"] = "PASSIVE"
-        elif mode == "new":
+        elif mode == "fixed-share":
             env["LENET5_THREADS"] = env["OMP_NUM_THREADS"] = str(each)
         else:  # pinned: this worker's own slice of the cores; the helper counts them
             start = (i * each) % len(all_cores)
@@ -141,17 +141,17 @@ def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int
     for attempt in range(1, repeats + 1):  # interleaved, so a change in the load hits every setting
         for mode, k in times:
             times[(mode, k)].append(trial(k, mode, subset))
-            print(f"    try {attempt}, {k} at once, {mode:7}: "
+            print(f"    try {attempt}, {k} at once, {mode:11}: "
                   + ", ".join(f"{r['seconds']:.2f} s ({r['threads']} thr.)" for r in times[(mode, k)][-1])
                   + f"; {load()}", flush=True)
-    alone = "old" if ("old", 1) in times else modes[0]  # a lone run as torch runs it by itself
+    alone = "every-core" if ("every-core", 1) in times else modes[0]  # a lone run as torch runs it by itself
     lone = statistics.median(r[0]["seconds"] for r in times[(alone, 1)])
     print(f"lone run ({alone}): {lone:.2f} s per epoch (median of {repeats}); now {load()}")
     figures = {"lone_seconds": lone, "subset": subset, "cores": len(cores()), "rows": []}
     for (mode, k), tries in times.items():
         worst = [max(r["seconds"] for r in t) / lone for t in tries]
         threads = sorted({r["threads"] for t in tries for r in t})
-        print(f"  {k} at once, {mode:6}: {'/'.join(map(str, threads))} thread(s) each; worst run "
+        print(f"  {k} at once, {mode:11}: {'/'.join(map(str, threads))} thread(s) each; worst run "
               f"{statistics.median(worst):5.2f}x a lone run (tries: "
               f"{', '.join(f'{w:.2f}' for w in worst)})")
         figures["rows"].append({"mode": mode, "runs": k, "threads": threads, "worst_ratios": worst,
@@ -177,12 +177,13 @@ def append_row(row: dict) -> None:
         writer.writerow(row)
 
 
-def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) -> float:
-    """Seconds of `python -m lenet5_series sweep` (old: each kernel takes every core)."""
+def sweep_wall_time(grid: list[str], params: list[str], jobs: int, every_core: bool) -> float:
+    """Seconds of `python -m lenet5_series sweep` (every_core: each kernel takes every core)."""
     with tempfile.TemporaryDirectory() as out:
         args = ["sweep", *grid, *params, "--jobs", str(jobs), "--out", out]
+        every = "threads.share = lambda total, jobs: total  # each takes every core\n"
         code = ("import sys\nfrom lenet5_series import runner, threads\n"
-                + ("threads.share = lambda total, jobs: total  # the old way\n" if old else "")
+                + (every if every_core else "")
                 + f"sys.exit(runner.main({args!r}))")
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
@@ -198,7 +199,7 @@ def sweep_wall_time(grid: list[str], params: list[str], jobs: int, old: bool) ->
     return seconds
 
 
-def sweep_figures(sweep_params: str, old: bool) -> dict:
+def sweep_figures(sweep_params: str, every_core: bool) -> dict:
     grid = ["-g", "recipe", "default,reference", "-g", "lr", "0.05,0.1"]
     words = sweep_params.split()
     params = [x for name, value in zip(words[::2], words[1::2], strict=True) for x in ("-p", name, value)]
@@ -206,17 +207,17 @@ def sweep_figures(sweep_params: str, old: bool) -> dict:
     figures = {"params": sweep_params}
     ways = [("one_after_another", 1, False, "points one after another (--jobs 1)"),
             ("two_workers", 2, False, "2 workers, each its share")]
-    if old:
-        ways.append(("two_workers_old", 2, True, "2 workers, each taking every core (old)"))
-    for key, jobs, old_way, what in ways:
+    if every_core:
+        ways.append(("two_workers_every_core", 2, True, "2 workers, each taking every core"))
+    for key, jobs, each_every_core, what in ways:
         print(f"  {what}:", flush=True)
-        figures[key] = sweep_wall_time(grid, params, jobs, old_way)
+        figures[key] = sweep_wall_time(grid, params, jobs, each_every_core)
         print(f"  {what}: {figures[key]:.0f} s; now {load()}", flush=True)
     print(f"  2 workers / one after another: {figures['two_workers'] / figures['one_after_another']:.2f} "
           "(target < 1)")
-    if old:
-        ratio = figures["two_workers_old"] / figures["one_after_another"]
-        print(f"  2 workers the old way / one after another: {ratio:.2f}")
+    if every_core:
+        ratio = figures["two_workers_every_core"] / figures["one_after_another"]
+        print(f"  2 workers each taking every core / one after another: {ratio:.2f}")
     return figures
 
 
@@ -243,12 +244,12 @@ def look_cost(looks: int = 2000) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1,2,4", help="how many trainings at once, e.g. 1,2,4")
-    parser.add_argument("--modes", default="shared,old,new,passive")
+    parser.add_argument("--modes", default="shared,every-core,fixed-share,passive")
     parser.add_argument("--subset", type=int, default=10_000, help="training images per run")
     parser.add_argument("--repeats", type=int, default=3, help="tries of each setting")
     parser.add_argument("--sweep", action="store_true", help="also time the README's sweep example")
     parser.add_argument("--sweep-only", action="store_true", help="only the sweep")
-    parser.add_argument("--sweep-old", action="store_true",
+    parser.add_argument("--sweep-every-core", action="store_true",
                         help="also the sweep with 2 workers that each take every core (slow)")
     parser.add_argument("--sweep-params", default="epochs 3",
                         help='notebook parameters, "NAME VALUE ..." (e.g. "epochs 3 train_subset 10000")')
@@ -266,7 +267,7 @@ def main() -> None:
         figures["concurrent"] = concurrent_runs(sorted(set(runs) | {1}), args.modes.split(","),
                                                 args.subset, args.repeats)
     if args.sweep or args.sweep_only:
-        figures["sweep"] = sweep_figures(args.sweep_params, args.sweep_old)
+        figures["sweep"] = sweep_figures(args.sweep_params, args.sweep_every_core)
     print(json.dumps(figures))
 
 

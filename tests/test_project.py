@@ -674,7 +674,7 @@ def test_the_results_pages_sharing_table_is_what_concurrency_csv_holds():
     assert given == {mode for mode, _ in newest}
     flat = " ".join(page.split())
     method = re.search(r"on the CPU \((\d+) cores\): .*? load the first ([\d,]+) training images .*? a lone "
-                       r"run's \((\S+) s: the median of the (\d+) lone runs of the mode `(\w+)`\)", flat)
+                       r"run's \((\S+) s: the median of the (\d+) lone runs of the mode `([\w-]+)`\)", flat)
     assert method, "the concurrency method line"
     cores, subset, lone, tries, alone = method.groups()
     assert {(r["cores"], r["subset"]) for r in newest.values()} == {(cores, subset.replace(",", ""))}
@@ -682,9 +682,10 @@ def test_the_results_pages_sharing_table_is_what_concurrency_csv_holds():
     assert {len(r["worst_ratio_tries"].split()) for r in newest.values()} == {int(tries)}
     assert f"--repeats {tries}" in flat and (alone, "1") in newest
     # "With nothing set (`shared`), the slowest of two trainings at once took 1.87 times a lone run's
-    # epoch, the slowest of four 3.62 times; when each took every core (`old`), 4.37 and 21.12 times. ..."
+    # epoch, the slowest of four 3.62 times; when each took every core (`every-core`), 4.37 and 21.12
+    # times. ..."
     # each mode's two figures are the first two after its name in brackets: two runs, then four
-    for mode in ("shared", "old", "new", "passive"):
+    for mode in ("shared", "every-core", "fixed-share", "passive"):
         after = flat.split(f"(`{mode}`)")
         assert len(after) == 2, f"the sentence names (`{mode}`) once"
         said = re.findall(r"\b(\d+\.\d\d)\b", after[1].split("(`")[0])
