@@ -1,6 +1,6 @@
 """Benchmark: LeNet-5 as LeCun et al. built and trained it in 1998, over several seeds. Writes CSVs.
 
-    python benchmarks/lenet1998.py [--seeds 0-4] [--passes 20] [--batch-size 32] [--mu 2.0]
+    python benchmarks/lenet1998.py [--seeds 0-4] [--passes 20] [--batch-size 8] [--mu 0.5]
                                    [--workers 2] [--validation] [--train-size N]
                                    [--out benchmarks/results/lenet1998]
     python benchmarks/lenet1998.py --swaps [--seeds 0,1] [--epochs 12]
@@ -26,7 +26,7 @@ the helper's 1998 layers, initialised the paper's way.
 
 Rows go to <out>_passes.csv (one per seed and pass, written as each pass ends, so a stopped
 benchmark keeps what it measured) and <out>.csv (one per finished seed, with every setting that
-made it). --compare-batch 1:0.2,32:2.0 instead trains one pass per (batch, mu) on --train-size
+made it). --compare-batch 1:0.2,8:0.5,32:2.0 instead trains one pass per (batch, mu) on --train-size
 of the 55,000 images and scores it on the validation images (<out>_batch.csv): what a batch costs
 against one image per update. Several seeds go side by side in separate processes (--workers),
 each with its share of the cores (threads.use_cpu_threads); run it with `nice -n 10` on a shared

@@ -420,3 +420,74 @@ def test_the_relu_rungs_error_is_the_share_of_validation_digits_that_are_not_1s(
     assert said and float(said[1]) == pytest.approx(not_ones, abs=0.006)
     printed = re.search(r"validation digits that are not 1s: ([\d.]+)%", notebook_outputs())
     assert printed and float(printed[1]) == pytest.approx(not_ones, abs=0.006)
+
+
+def latest_batch_rows() -> dict[tuple[int, float], dict]:
+    """Each (images per update, mu) setting's latest row of lenet1998_batch.csv, as section 10 reads it."""
+    return {(int(r["batch_size"]), float(r["mu"])): r for r in csv_rows("lenet1998_batch.csv")}
+
+
+def test_notebooks_words_on_the_batch_are_what_the_batch_csv_holds():
+    """Section 8's seconds per pass of 10,000 images (one image and BATCH_1998 per update), section 7's
+    cap on a step and section 10's gap after one pass, against lenet1998_batch.csv and the helper."""
+    rows, text = latest_batch_rows(), " ".join(notebook_text().split())
+    one, ours = rows[(1, lh.MU_1998)], rows[(lh.BATCH_1998, lh.MU_1998)]
+    took = re.search(r"one pass over 10,000 images took (\d+) s with one image per update and (\d+) s with "
+                     r"(\d+) per update", text)
+    seconds = [round(float(one["seconds"])), round(float(ours["seconds"])), lh.BATCH_1998]
+    assert took and [int(v) for v in took.groups()] == seconds
+    hours = re.search(r"\((\d+) s × (\d+) × (\d+)\)", text)  # 20 passes over 60,000, one image per update
+    assert hours
+    assert [int(v) for v in hours.groups()] == [int(took[1]), 60_000 // 10_000, lh.PAPER_1998["passes"]]
+    assert 40 <= math.prod(int(v) for v in hours.groups()) / 60 <= 50, "'about three quarters of an hour'"
+    cap = re.search(r"at (\d+) × ([\d.]+) / ([\d.]+) = ([\d.]+) times its gradient per update, ([\d.]+) per "
+                    r"image, a twenty-fifth of the paper's η/μ = (\d+\.\d+)", text)
+    assert cap, "section 7's cap on a step"
+    batch, eta, mu, step, per_image, paper = (float(v) for v in cap.groups())
+    assert (batch, eta, mu) == (lh.BATCH_1998, lh.eta_1998(1), lh.MU_1998)
+    assert step == pytest.approx(batch * eta / mu) and per_image == pytest.approx(eta / mu)
+    assert paper == pytest.approx(eta / lh.PAPER_1998["mu"]) and paper / per_image == pytest.approx(25)
+    apart = re.search(r"the two end ([\d.]+) points apart", text)
+    gap = 100 * abs(float(one["val_error"]) - float(ours["val_error"]))
+    assert apart and float(apart[1]) == pytest.approx(gap, abs=0.006)
+    best = {}
+    for (b, mu), r in rows.items():
+        if b not in best or float(r["val_error"]) < float(rows[(b, best[b])]["val_error"]):
+            best[b] = mu
+    assert best[1] == best[lh.BATCH_1998] == lh.MU_1998  # "the best ... both with one image ... and with 8"
+
+
+def mean_after_20(name: str, eval_set: str) -> float:
+    """The mean error (%) after 20 passes over the seeds of one of benchmarks/lenet1998.py's CSVs."""
+    errors = [100 * float(r["eval_error"]) for r in csv_rows(name)
+              if r["eval_set"] == eval_set and int(r["passes"]) == 20]
+    return sum(errors) / len(errors)
+
+
+def test_notebooks_and_results_pages_20_pass_comparison_is_what_the_csvs_hold():
+    """Section 10's words on 1, 8 and 32 images per update over 20 passes, and the results page's,
+    against the benchmark's CSVs (one file per setting)."""
+    b1, b8, b32 = (mean_after_20(f"lenet1998{s}_val.csv", "val") for s in ("_b1", "", "_b32"))
+    t8, t32 = mean_after_20("lenet1998.csv", "test"), mean_after_20("lenet1998_b32.csv", "test")
+    text = " ".join(notebook_text().split())
+    same = re.search(r"one image per update, the paper's own setting, and 8 per update end with the same "
+                     r"mean error, ([\d.]+) %.*?32 per update ends ([\d.]+) points higher.*?On the test set, "
+                     r"8 per update ends ([\d.]+) points below 32 per update", text)
+    assert same, "section 10's comparison over 20 passes"
+    assert f"{b1:.2f}" == f"{b8:.2f}" == same[1]
+    assert float(same[2]) == pytest.approx(b32 - b8, abs=0.006) and b32 > b8
+    assert float(same[3]) == pytest.approx(t32 - t8, abs=0.006) and t32 > t8
+    page = " ".join((ROOT / "website" / "results.md").read_text().split())
+    said = re.search(r"32 images per update and μ = 2\.0 \(`benchmarks/results/lenet1998_b32\.csv`\) "
+                     r"ended at ([\d.]+) % \(([\d.]+)–([\d.]+) %\) test error.*?both ended at a mean of "
+                     r"([\d.]+) %, in (\d+) and (\d+) minutes per seed on one thread; 32 per update "
+                     r"\(`lenet1998_b32_val\.csv`\) at ([\d.]+) %", page)
+    assert said, "the results page's comparison of the batches"
+    b32_test = [100 * float(r["eval_error"]) for r in csv_rows("lenet1998_b32.csv")
+                if r["eval_set"] == "test"]
+    assert [float(v) for v in said.groups()[:3]] == pytest.approx([t32, min(b32_test), max(b32_test)],
+                                                                  abs=0.006)
+    assert said[4] == f"{b8:.2f}" and float(said[7]) == pytest.approx(b32, abs=0.006)
+    minutes = [sum(float(r["seconds"]) for r in csv_rows(name)) / len(csv_rows(name)) / 60
+               for name in ("lenet1998_b1_val.csv", "lenet1998_val.csv")]
+    assert [int(said[5]), int(said[6])] == [round(m) for m in minutes]

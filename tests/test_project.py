@@ -324,8 +324,9 @@ def test_the_readmes_results_table_is_what_final_test_csv_holds():
     assert [row[2] for row in rows[2:4]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
     (what, seeds, accuracy, _), = rows[4:]  # the 1998 network reproduced: benchmarks/lenet1998.py
     done = [r for r in results("lenet1998.csv") if r["eval_set"] == "test" and int(r["passes"]) == 20]
-    assert sorted(r["seed"] for r in done) == seed_range(seeds) and "32 images per update" in what
-    assert all(int(r["batch_size"]) == 32 for r in done)
+    assert sorted(r["seed"] for r in done) == seed_range(seeds)
+    assert f"{lh.BATCH_1998} images per update" in what
+    assert all(int(r["batch_size"]) == lh.BATCH_1998 and float(r["mu"]) == lh.MU_1998 for r in done)
     errors = [float(r["eval_error"]) for r in done]
     assert accuracy == f"{pct(1 - e for e in errors)} ({100 * statistics.mean(errors):.2f} % error)"
     assert "98.63 %" in RESULTS_PAGE.read_text() and "**0.95 %**" in RESULTS_PAGE.read_text()
