@@ -51,6 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP_BATCHES = 10
+MODES = ("shared", "every-core", "fixed-share", "pinned", "passive")  # the docstring says what each is
 
 
 def worker(subset: int) -> None:
@@ -115,9 +116,11 @@ def trial(k: int, mode: str, subset: int) -> list[dict]:
                 env["OMP_WAIT_POLICY"] = "PASSIVE"
         elif mode == "fixed-share":
             env["LENET5_THREADS"] = env["OMP_NUM_THREADS"] = str(each)
-        else:  # pinned: this worker's own slice of the cores; the helper counts them
+        elif mode == "pinned":  # this worker's own slice of the cores; the helper counts them
             start = (i * each) % len(all_cores)
             pin = set(all_cores[start:start + each])
+        else:
+            raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--worker", str(subset)], cwd=ROOT, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -181,9 +184,8 @@ def sweep_wall_time(grid: list[str], params: list[str], jobs: int, every_core: b
     """Seconds of `python -m lenet5_series sweep` (every_core: each kernel takes every core)."""
     with tempfile.TemporaryDirectory() as out:
         args = ["sweep", *grid, *params, "--jobs", str(jobs), "--out", out]
-        every = "threads.share = lambda total, jobs: total  # each takes every core\n"
         code = ("import sys\nfrom lenet5_series import runner, threads\n"
-                + (every if every_core else "")
+                + ("threads.share = lambda total, jobs: total\n" if every_core else "")  # each every core
                 + f"sys.exit(runner.main({args!r}))")
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
@@ -209,9 +211,9 @@ def sweep_figures(sweep_params: str, every_core: bool) -> dict:
             ("two_workers", 2, False, "2 workers, each its share")]
     if every_core:
         ways.append(("two_workers_every_core", 2, True, "2 workers, each taking every core"))
-    for key, jobs, each_every_core, what in ways:
+    for key, jobs, takes_every_core, what in ways:
         print(f"  {what}:", flush=True)
-        figures[key] = sweep_wall_time(grid, params, jobs, each_every_core)
+        figures[key] = sweep_wall_time(grid, params, jobs, takes_every_core)
         print(f"  {what}: {figures[key]:.0f} s; now {load()}", flush=True)
     print(f"  2 workers / one after another: {figures['two_workers'] / figures['one_after_another']:.2f} "
           "(target < 1)")
@@ -257,6 +259,9 @@ def main() -> None:
                         help="only what the sharing costs a lone training (one look at the registry)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = set(args.modes.split(",")) - set(MODES)
+    if unknown:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}; the modes are {', '.join(MODES)}")
     if args.worker is not None:
         return worker(args.worker)
     figures = {"look_cost": look_cost()}

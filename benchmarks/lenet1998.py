@@ -26,7 +26,7 @@ the helper's 1998 layers, initialised the paper's way.
 
 Rows go to <out>_passes.csv (one per seed and pass, written as each pass ends, so a stopped
 benchmark keeps what it measured) and <out>.csv (one per finished seed, with every setting that
-made it). --compare-batch 1:0.2,8:0.5,32:2.0 instead trains one pass per (batch, mu) on --train-size
+made it). --compare-batch 1:0.5,8:0.5,32:2.0 instead trains one pass per (batch, mu) on --train-size
 of the 55,000 images and scores it on the validation images (<out>_batch.csv): what a batch costs
 against one image per update. Several seeds go side by side in separate processes (--workers),
 each with its share of the cores (threads.use_cpu_threads); run it with `nice -n 10` on a shared

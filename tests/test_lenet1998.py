@@ -428,7 +428,7 @@ def latest_batch_rows() -> dict[tuple[int, float], dict]:
 
 
 def test_notebooks_words_on_the_batch_are_what_the_batch_csv_holds():
-    """Section 8's seconds per pass of 10,000 images (one image and BATCH_1998 per update), section 7's
+    """Section 7's seconds per pass of 10,000 images (one image and BATCH_1998 per update), section 7's
     cap on a step and section 10's gap after one pass, against lenet1998_batch.csv and the helper."""
     rows, text = latest_batch_rows(), " ".join(notebook_text().split())
     one, ours = rows[(1, lh.MU_1998)], rows[(lh.BATCH_1998, lh.MU_1998)]
@@ -478,7 +478,7 @@ def test_notebooks_and_results_pages_20_pass_comparison_is_what_the_csvs_hold():
     assert float(same[2]) == pytest.approx(b32 - b8, abs=0.006) and b32 > b8
     assert float(same[3]) == pytest.approx(t32 - t8, abs=0.006) and t32 > t8
     page = " ".join((ROOT / "website" / "results.md").read_text().split())
-    said = re.search(r"32 images per update and μ = 2\.0 \(`benchmarks/results/lenet1998_b32\.csv`\) "
+    said = re.search(r"32 images per update and μ = 2\.0 \(`benchmarks/results/lenet1998_b32\.csv`;.*?\) "
                      r"ended at ([\d.]+) % \(([\d.]+)–([\d.]+) %\) test error.*?both ended at a mean of "
                      r"([\d.]+) %, in (\d+) and (\d+) minutes per seed on one thread; 32 per update "
                      r"\(`lenet1998_b32_val\.csv`\) at ([\d.]+) %", page)
@@ -488,6 +488,35 @@ def test_notebooks_and_results_pages_20_pass_comparison_is_what_the_csvs_hold():
     assert [float(v) for v in said.groups()[:3]] == pytest.approx([t32, min(b32_test), max(b32_test)],
                                                                   abs=0.006)
     assert said[4] == f"{b8:.2f}" and float(said[7]) == pytest.approx(b32, abs=0.006)
+    method = re.search(r"python benchmarks/lenet1998\.py --seeds \S+ --passes (\d+) --batch-size (\d+) "
+                       r"--mu ([\d.]+)`.*?here (\d+) images per update and μ = ([\d.]+),", page)
+    assert method, "the results page's method line"
+    settings = {(int(r["passes"]), int(r["batch_size"]), float(r["mu"])) for r in csv_rows("lenet1998.csv")}
+    assert settings == {(int(method[1]), int(method[2]), float(method[3]))} == {
+        (lh.PAPER_1998["passes"], lh.BATCH_1998, lh.MU_1998)}
+    assert (int(method[4]), float(method[5])) == (lh.BATCH_1998, lh.MU_1998)
     minutes = [sum(float(r["seconds"]) for r in csv_rows(name)) / len(csv_rows(name)) / 60
                for name in ("lenet1998_b1_val.csv", "lenet1998_val.csv")]
     assert [int(said[5]), int(said[6])] == [round(m) for m in minutes]
+
+
+def test_notebooks_rough_guide_and_batch_ratios_are_what_the_csvs_hold():
+    """Section 10's run-to-run spread of one setting, its "about a fifth" of the time, one image per
+    update's seeds on both sides of 8 per update's, and 32 per update's single learning mu."""
+    text = " ".join(notebook_text().split())
+    runs = [100 * float(r["val_error"]) for r in csv_rows("lenet1998_batch.csv")
+            if (int(r["batch_size"]), float(r["mu"])) == (1, 0.2)]
+    said = re.search(r"the CSV holds (\w+) runs of one image per update with μ = 0\.2, and they ended up to "
+                     r"([\d.]+) points apart", text)
+    assert said and said[1] == {2: "two", 3: "three", 4: "four"}[len(runs)]
+    assert float(said[2]) == pytest.approx(max(runs) - min(runs), abs=0.006)
+    rows = latest_batch_rows()
+    fifth = float(rows[(lh.BATCH_1998, lh.MU_1998)]["seconds"]) / float(rows[(1, lh.MU_1998)]["seconds"])
+    assert "about a fifth of one image per update's" in text and 0.17 <= fifth <= 0.23
+    b1 = [100 * float(r["eval_error"]) for r in csv_rows("lenet1998_b1_val.csv")]
+    b8 = [100 * float(r["eval_error"]) for r in csv_rows("lenet1998_val.csv")]
+    assert "two seeds lie on both sides of 8 per update's" in text and min(b1) < min(b8) <= max(b8) < max(b1)
+    learned = [mu for (b, mu), r in rows.items() if b == 32 and float(r["val_error"]) < 0.5]
+    tried = sum(b == 32 for b, _ in rows)
+    assert learned == [2.0]
+    assert f"learned only with μ = 2.0 of the {['four', 'five', 'six'][tried - 4]} tried" in text

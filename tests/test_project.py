@@ -692,3 +692,19 @@ def test_the_results_pages_sharing_table_is_what_concurrency_csv_holds():
         said = re.findall(r"\b(\d+\.\d\d)\b", after[1].split("(`")[0])
         assert said[:2] == [f"{float(newest[mode, k]['worst_ratio_median']):.2f}"
                             for k in ("2", "4")], (mode, said)
+
+
+def test_concurrency_refuses_a_mode_it_does_not_know_and_contributing_names_its_modes(monkeypatch, capsys):
+    """A mistyped or retired mode name would otherwise run some other mode and be written to the CSV
+    under the wrong name; CONTRIBUTING's line on the benchmark names the modes as the script does."""
+    import concurrency  # benchmarks/concurrency.py (conftest puts benchmarks/ on sys.path)
+
+    monkeypatch.setattr(sys, "argv", ["concurrency.py", "--modes", "shared,old", "--look-cost"])
+    with pytest.raises(SystemExit):
+        concurrency.main()
+    assert "--modes: unknown old" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown mode 'new'"):
+        concurrency.trial(1, "new", 10)
+    line = next(row for row in (ROOT / "CONTRIBUTING.md").read_text().splitlines() if "concurrency.py" in row)
+    named = set(re.findall(r"\(`([\w-]+)`\)", line))
+    assert named and named <= set(concurrency.MODES), named
