@@ -185,7 +185,7 @@ def sweep_wall_time(grid: list[str], params: list[str], jobs: int, every_core: b
     with tempfile.TemporaryDirectory() as out:
         args = ["sweep", *grid, *params, "--jobs", str(jobs), "--out", out]
         code = ("import sys\nfrom lenet5_series import runner, threads\n"
-                + ("threads.share = lambda total, jobs: total\n" if every_core else "")  # each every core
+                + ("threads.share = lambda total, jobs: total\n" if every_core else "")  # no sharing
                 + f"sys.exit(runner.main({args!r}))")
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
