@@ -1085,7 +1085,7 @@ PAPER_1998_LAYERS = {"C1": (156, 122_304), "S2": (12, 5_880), "C3": (1_516, 151_
 ETA_1998 = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5), (None, 1e-5))
 SQUASH_A, SQUASH_S = 1.7159, 2 / 3          # II.B and Appendix A: f(a) = A tanh(S a)
 BACKGROUND_1998, INK_1998 = -0.1, 1.175     # II.B: the input's white and black
-MAP_J = 10.0  # j of the MAP loss (II.B gives no value): our choice, notebook 08 says why
+MAP_J = 5.0  # j of the MAP loss (II.B: no value), chosen on the validation split (notebook 08, section 11)
 MU_1998 = 0.5   # mu we train with at BATCH_1998, chosen on the validation split: the paper's 0.02
                 # saturates the network (notebook 08, section 7)
 BATCH_1998 = 8  # images per update in benchmarks/lenet1998.py; the paper: 1 (notebook 08, section 10)
@@ -1434,15 +1434,27 @@ def error_rate_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
     return wrong / len(images)
 
 
+def distort_1998(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """random_distort for the 1998 input (notebook 08, "With distortions"): the same random shift, turn
+    and scaling of each image. Pixels from outside must be the 1998 background (-0.1), not the series'
+    BACKGROUND, so the values are moved onto the series' background first and back after; the map
+    is linear in the values, so nothing else changes."""
+    shift = BACKGROUND - BACKGROUND_1998
+    return random_distort(x + shift, generator=generator) - shift
+
+
 def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tensor, eta: float,
                     batch_size: int, generator: torch.Generator, mu: float = MU_1998,
-                    j: float = MAP_J, hessian_samples: int = PAPER_1998["hessian_samples"]) -> float:
+                    j: float = MAP_J, hessian_samples: int = PAPER_1998["hessian_samples"],
+                    distort: bool = False) -> float:
     """One pass of stochastic diagonal Levenberg-Marquardt (III.C; notebook 08, "One pass").
 
     First h_kk is estimated on `hessian_samples` random training images; then the images go in a
     random order, `batch_size` per update, each update w -= eta_b / (mu + h_kk) * dE/dw with the
     batch's mean gradient. The paper's eta is per image: a batch of B images stands for B
-    updates of one image each, so eta_b = B * eta. Returns the pass's mean loss.
+    updates of one image each, so eta_b = B * eta. distort=True: each batch is distorted anew by
+    distort_1998 before the update (the estimate of h_kk uses the images as they are). Returns the
+    pass's mean loss.
     """
     params = list(model.parameters())
     pick = torch.randperm(len(images), generator=generator)[:hessian_samples]
@@ -1451,7 +1463,8 @@ def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
     total = 0.0
     for start in range(0, len(images), batch_size):
         idx = order[start:start + batch_size]
-        loss = map_loss(model(images[idx]), labels[idx], j)
+        batch = distort_1998(images[idx], generator) if distort else images[idx]
+        loss = map_loss(model(batch), labels[idx], j)
         sdlm_update(params, torch.autograd.grad(loss, params), steps)
         total += loss.item() * len(idx)
     return total / len(images)
@@ -1459,13 +1472,14 @@ def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
 
 def fit_1998(model: LeNet5_1998, data: dict, passes: int = PAPER_1998["passes"],
              batch_size: int = BATCH_1998, seed: int = 0, mu: float = MU_1998, j: float = MAP_J,
-             score: tuple[str, ...] = ("train", "test"),
+             score: tuple[str, ...] = ("train", "test"), distort: bool = False,
              on_pass: Callable[[dict], Any] | None = None) -> list[dict]:
     """Train the 1998 network the paper's way for `passes` passes over data["train"] (notebook 08,
     "Training it here (quick mode)";
     benchmarks/lenet1998.py calls it for the full reproduction). The weights are set from `seed`
     first. After each pass the error rate on each split in `score` is measured; returns one row per
-    pass: pass, eta, loss, seconds (the pass's training time), <split>_error."""
+    pass: pass, eta, loss, seconds (the pass's training time), <split>_error. distort=True trains on
+    distorted images (train_pass_1998)."""
     seed_everything(seed)
     for layer in model.layers:
         layer.reset_parameters()
@@ -1474,7 +1488,7 @@ def fit_1998(model: LeNet5_1998, data: dict, passes: int = PAPER_1998["passes"],
     for n in range(1, passes + 1):
         start = time.perf_counter()
         eta = eta_1998(n)
-        loss = train_pass_1998(model, *data["train"], eta, batch_size, generator, mu=mu, j=j)
+        loss = train_pass_1998(model, *data["train"], eta, batch_size, generator, mu=mu, j=j, distort=distort)
         row = {"pass": n, "eta": eta, "loss": loss, "seconds": time.perf_counter() - start}
         row.update({f"{split}_error": error_rate_1998(model, *data[split]) for split in score})
         history.append(row)

@@ -1,9 +1,9 @@
 """Benchmark: LeNet-5 as LeCun et al. built and trained it in 1998, over several seeds. Writes CSVs.
 
-    python benchmarks/lenet1998.py [--seeds 0-4] [--passes 20] [--batch-size 8] [--mu 0.5]
-                                   [--workers 2] [--validation] [--train-size N]
+    python benchmarks/lenet1998.py [--seeds 0-4] [--passes 20] [--batch-size 8] [--mu 0.5] [--j 5]
+                                   [--workers 2] [--validation] [--train-size N] [--distort]
                                    [--out benchmarks/results/lenet1998]
-    python benchmarks/lenet1998.py --swaps [--seeds 0,1] [--epochs 12]
+    python benchmarks/lenet1998.py --swaps [--seeds 0,1] [--epochs 12] [--j 5]
 
 Each seed trains lh.LeNet5_1998 with lh.fit_1998 (the code notebook 08 writes out): the paper's
 input, network, MAP loss and stochastic diagonal Levenberg-Marquardt with its schedule of eta
@@ -23,6 +23,12 @@ swaps one more piece for today's: the RBF output and MAP loss for a linear layer
 then the scaled tanh for ReLU, then the trainable subsampling for max-pooling. The rung before all
 of them, SDLM itself, is `--validation`'s run (<out>.csv with eval_set "val"). The other layers stay
 the helper's 1998 layers, initialised the paper's way.
+
+--j is the MAP loss's j (lh.MAP_J unless given), in SDLM's runs and in the ladder's rung that keeps
+the MAP loss; each row of <out>.csv, <out>_batch.csv and <out>_swaps.csv records it. --distort trains
+on images distorted anew for every update (lh.distort_1998: the series' random shift, turn and
+scaling), the paper's experiment with distortions (III.C); the estimate of h_kk, the training error
+and the scores use the images as they are.
 
 Rows go to <out>_passes.csv (one per seed and pass, written as each pass ends, so a stopped
 benchmark keeps what it measured) and <out>.csv (one per finished seed, with every setting that
@@ -56,7 +62,7 @@ PASS_COLUMNS = ["seed", "pass", "eta", "loss", "seconds", "train_error", "eval_e
 CURVE_IMAGES = 10_000  # the training error of every pass is measured on the first 10,000 training images
 SEED_COLUMNS = ["seed", "eval_set", "eval_error", "train_error_19", "train_error_last", "passes",
                 "seconds", "batch_size", "eta_per_image", "eta_scaling", "mu", "j", "hessian_samples",
-                "train_images", "eval_images", "threads", "torch", "date"]
+                "train_images", "eval_images", "threads", "torch", "date", "distort"]
 
 
 def append_row(path: Path, columns: list[str], row: dict) -> None:
@@ -94,24 +100,27 @@ def one_seed(args: tuple) -> dict:
 
     start = time.perf_counter()
     history = lh.fit_1998(model, data, settings["passes"], settings["batch_size"], seed,
-                          mu=settings["mu"], score=("train_curve", eval_set), on_pass=on_pass)
+                          mu=settings["mu"], j=settings["j"], score=("train_curve", eval_set),
+                          distort=settings["distort"], on_pass=on_pass)
     return {"seed": seed, "eval_set": eval_set, "eval_error": history[-1][f"{eval_set}_error"],
             "train_error_19": all_errors.get(19), "train_error_last": all_errors.get(len(history)),
             "passes": len(history),
             "seconds": round(time.perf_counter() - start, 1), "batch_size": settings["batch_size"],
             "eta_per_image": " ".join(f"{n or 'rest'}x{eta:g}" for n, eta in lh.ETA_1998),
             "eta_scaling": f"eta x batch size ({settings['batch_size']})", "mu": settings["mu"],
-            "j": lh.MAP_J, "hessian_samples": lh.PAPER_1998["hessian_samples"],
+            "j": settings["j"], "hessian_samples": lh.PAPER_1998["hessian_samples"],
             "train_images": len(data["train"][0]), "eval_images": len(data[eval_set][0]),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "distort": settings["distort"]}
 
 
 BATCH_COLUMNS = ["batch_size", "mu", "eta_per_image", "train_images", "passes", "val_error", "loss",
-                 "seconds", "torch", "date"]
+                 "seconds", "torch", "date", "j"]
 
 
-def compare_batches(settings_list: list[tuple[int, float]], images: int, passes: int, out: str) -> None:
+def compare_batches(settings_list: list[tuple[int, float]], images: int, passes: int, j: float,
+                    out: str) -> None:
     """Batch 1 against larger batches, each with its mu, on the first `images` of the 55,000: the
     same seed, the same images, `passes` passes; the error on the 5,000 validation images."""
     threads.use_cpu_threads(processes=2)  # as one of two seeds side by side
@@ -119,12 +128,12 @@ def compare_batches(settings_list: list[tuple[int, float]], images: int, passes:
     data["train"] = tuple(t[:images] for t in data["train"])
     for batch_size, mu in settings_list:
         start = time.perf_counter()
-        history = lh.fit_1998(lh.LeNet5_1998(), data, passes, batch_size, seed=0, mu=mu, score=("val",))
+        history = lh.fit_1998(lh.LeNet5_1998(), data, passes, batch_size, seed=0, mu=mu, j=j, score=("val",))
         row = {"batch_size": batch_size, "mu": mu, "eta_per_image": history[0]["eta"],
                "train_images": images, "passes": passes, "val_error": history[-1]["val_error"],
                "loss": round(history[-1]["loss"], 4), "seconds": round(time.perf_counter() - start, 1),
                "torch": torch.__version__,
-               "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+               "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "j": j}
         append_row(Path(f"{out}_batch.csv"), BATCH_COLUMNS, row)
         print(row, flush=True)
 
@@ -135,13 +144,14 @@ class MapScores(nn.Module):
     so lh.train_epoch trains the 1998 output unchanged. The eleventh score is the MAP loss's "rubbish"
     term; the digit read is the best of the first ten, as the smallest y."""
 
-    def __init__(self) -> None:
+    def __init__(self, j: float = lh.MAP_J) -> None:
         super().__init__()
         self.rbf = lh.RBF1998()
+        self.j = j
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.rbf(x)
-        return torch.cat([-y, torch.full_like(y[:, :1], -lh.MAP_J)], 1)
+        return torch.cat([-y, torch.full_like(y[:, :1], -self.j)], 1)
 
 
 class Swapped1998(nn.Module):
@@ -150,7 +160,8 @@ class Swapped1998(nn.Module):
     scaled tanh) or "relu"; pool "trainable" (the paper's subsampling, followed by the squashing)
     or "max" (max-pooling). C1, C3 (Table I), C5 and F6 are lh's 1998 layers."""
 
-    def __init__(self, output: str = "rbf", squash: str = "tanh", pool: str = "trainable") -> None:
+    def __init__(self, output: str = "rbf", squash: str = "tanh", pool: str = "trainable",
+                 j: float = lh.MAP_J) -> None:
         super().__init__()
 
         def subsampling(maps: int) -> nn.Module:
@@ -159,7 +170,7 @@ class Swapped1998(nn.Module):
         self.layers = nn.ModuleList([lh.Conv1998(1, 6), subsampling(6), lh.C3Conv1998(), subsampling(16),
                                      lh.Conv1998(16, 120), lh.Full1998(120, 84)])
         self.squash = lh.squash if squash == "tanh" else torch.relu
-        self.output = MapScores() if output == "rbf" else nn.Linear(84, 10)
+        self.output = MapScores(j) if output == "rbf" else nn.Linear(84, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -180,7 +191,7 @@ SWAPS = (("SGD", dict(output="rbf", squash="tanh", pool="trainable")),
 # the 2-epoch rows of <out>_swaps.csv).
 SWAP_LR = {"rbf": 0.005, "linear": 0.15}
 SWAP_COLUMNS = ["rung", "output", "squash", "pool", "seed", "epochs", "lr", "label_smoothing", "val_error",
-                "val_per_epoch", "seconds", "threads", "torch", "date"]
+                "val_per_epoch", "seconds", "threads", "torch", "date", "j"]
 
 
 def val_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -192,12 +203,12 @@ def val_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> f
 
 def one_swap(args: tuple) -> dict:
     """Train one rung of the ladder from one seed with lh.train_epoch and notebook 03's recipe."""
-    (rung, pieces), seed, epochs, lr, workers, out = args
+    (rung, pieces), seed, epochs, lr, j, workers, out = args
     threads.use_cpu_threads(processes=workers)
     data = lh.mnist_1998(validation=True)
     x, y = data["train"]
     lh.seed_everything(seed)
-    model = Swapped1998(**pieces)
+    model = Swapped1998(**pieces, j=j)
     settings = dict(lh.RECIPES["default"], epochs=epochs, lr=lr or SWAP_LR[pieces["output"]])
     if pieces["output"] == "rbf":
         settings["label_smoothing"] = 0.0  # the MAP loss is the loss: nothing added to it
@@ -214,17 +225,18 @@ def one_swap(args: tuple) -> dict:
            "val_per_epoch": " ".join(f"{e:.4f}" for e in errors),
            "seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
            "torch": torch.__version__,
-           "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+           "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "j": j if pieces["output"] == "rbf" else None}  # j only where the MAP loss is the loss
     append_row(Path(f"{out}_swaps.csv"), SWAP_COLUMNS, row)
     print(f"{rung} (lr {settings['lr']:g}), seed {seed}: validation error {errors[-1]:.2%} after "
           f"{epochs} epochs, {row['seconds']:.0f} s", flush=True)
     return row
 
 
-def run_swaps(seeds: list[int], epochs: int, lrs: list[float | None], rungs: list[int],
+def run_swaps(seeds: list[int], epochs: int, lrs: list[float | None], rungs: list[int], j: float,
               workers: int, out: str) -> None:
     """Every rung (or those numbered in `rungs`, 0 = "SGD") x seed x learning rate, `workers` at a time."""
-    jobs = [(SWAPS[i], seed, epochs, lr, workers, out) for i in (rungs or range(len(SWAPS)))
+    jobs = [(SWAPS[i], seed, epochs, lr, j, workers, out) for i in (rungs or range(len(SWAPS)))
             for lr in lrs for seed in seeds]
     with mp.get_context("spawn").Pool(workers) as pool:
         list(pool.imap_unordered(one_swap, jobs))
@@ -236,6 +248,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=lh.PAPER_1998["passes"])
     parser.add_argument("--batch-size", type=int, default=lh.BATCH_1998)
     parser.add_argument("--mu", type=float, default=lh.MU_1998)
+    parser.add_argument("--j", type=float, default=lh.MAP_J, help="j of the MAP loss (lh.map_loss)")
+    parser.add_argument("--distort", action="store_true",
+                        help="train on images distorted anew for every update (lh.distort_1998)")
     parser.add_argument("--validation", action="store_true",
                         help="train on the 55,000, measure the 5,000 held out (not the test set)")
     parser.add_argument("--train-size", type=int, default=None, help="the first N training images only")
@@ -255,7 +270,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare_batch:
         pairs = [(int(b), float(m)) for b, m in (pair.split(":") for pair in args.compare_batch.split(","))]
-        compare_batches(pairs, args.train_size or 10_000, args.passes if args.passes != 20 else 1, args.out)
+        compare_batches(pairs, args.train_size or 10_000, args.passes if args.passes != 20 else 1, args.j,
+                        args.out)
         return
     try:
         seeds = parse_seeds(args.seeds)
@@ -265,9 +281,10 @@ def main() -> None:
     if args.swaps:
         lrs = [float(v) for v in args.lr.split(",")] if args.lr else [None]
         rungs = [int(r) for r in args.rungs.split(",") if r.strip()]
-        return run_swaps(seeds, args.epochs, lrs, rungs, args.workers, args.out)
-    settings = {"passes": args.passes, "batch_size": args.batch_size, "mu": args.mu,
-                "validation": args.validation, "train_size": args.train_size, "workers": args.workers}
+        return run_swaps(seeds, args.epochs, lrs, rungs, args.j, args.workers, args.out)
+    settings = {"passes": args.passes, "batch_size": args.batch_size, "mu": args.mu, "j": args.j,
+                "distort": args.distort, "validation": args.validation, "train_size": args.train_size,
+                "workers": args.workers}
     print(f"{len(seeds)} seeds of LeNet-5 (1998), {settings}, {args.workers} at a time, "
           f"torch {torch.__version__}, pid {os.getpid()}", flush=True)
     start = time.perf_counter()

@@ -4,6 +4,7 @@ appends one row to benchmarks/results/speed.csv; asserts nothing.
     python benchmarks/speed.py [--device auto|cpu|cuda|mps] [--seeds 0-4] [--skip-reference]
     python benchmarks/speed.py --choose        # the fast recipe's candidates, on the validation split
     python benchmarks/speed.py --probes        # other ways to a faster step, measured beside the fast one
+    python benchmarks/speed.py --bf16          # the fast recipe with and without bfloat16, on validation
 
 In one run, on all 60,000 training images (data in memory):
 (a) reference: PIL transforms through a DataLoader, batch 128, plain SGD (lr 1e-3), as the reference
@@ -31,6 +32,11 @@ bfloat16 autocast, one thread, oneDNN off), each over PROBE_STEPS steps after 3 
 alternating, the quicker counting, scaled to an epoch of 60,000 images; and one scoring of the 10,000 test
 images. It appends one row per probe to benchmarks/results/speed_probes.csv; a probe that fails
 (torch.compile without a C++ compiler) gets its error as its note.
+
+--bf16 (CPU only) trains the fast recipe on the 55,000 training images with and without bfloat16
+autocast (`amp=True` in lh.train_epoch), from the same seeds (--seeds), and scores the 5,000
+validation images after every epoch: what bfloat16 costs in accuracy and buys in time. It appends
+one row per seed and setting to benchmarks/results/speed_bf16.csv.
 """
 
 from __future__ import annotations
@@ -281,6 +287,35 @@ def choose(device: torch.device, seeds: list[int]) -> None:
             print(row, flush=True)
 
 
+BF16_COLUMNS = ["seed", "amp", "val_accuracy", "val_per_epoch", "seconds", "bf16_instructions", "device",
+                "device_name", "threads", "torch", "date"]
+
+
+def bf16_check(device: torch.device, seeds: list[int]) -> None:
+    """The fast recipe with and without bfloat16 autocast on the validation split, seed by seed."""
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)  # 55,000 train, 5,000 val
+    x, y = data["train"]
+    settings = lh.RECIPES["fast"]
+    for seed in seeds:
+        for amp in (False, True):
+            model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), seed), settings)
+            optimizer, scheduler = lh.make_optimizer(model, settings,
+                                                     lh.steps_per_epoch(len(x), settings["batch_size"]))
+            generator = torch.Generator(device).manual_seed(seed)
+            start, val = time.perf_counter(), []
+            for _ in range(settings["epochs"]):
+                lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator, amp=amp,
+                               label_smoothing=settings["label_smoothing"])
+                val.append(lh.evaluate(model, *data["val"])[1])
+            row = {"seed": seed, "amp": amp, "val_accuracy": val[-1],
+                   "val_per_epoch": " ".join(f"{v:.4f}" for v in val),
+                   "seconds": round(time.perf_counter() - start, 1), "bf16_instructions": bf16_native(),
+                   "device": device.type, "device_name": cpu_name(), "threads": torch.get_num_threads(),
+                   "torch": torch.__version__, "date": now()}
+            append_row(RESULTS / "speed_bf16.csv", row, BF16_COLUMNS)
+            print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=lh.DEVICES)
@@ -288,17 +323,23 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true", help="skip the slow reference")
     parser.add_argument("--choose", action="store_true", help="the fast recipe's candidates instead")
     parser.add_argument("--probes", action="store_true", help="other ways to a faster step instead")
+    parser.add_argument("--bf16", action="store_true",
+                        help="the fast recipe with and without bfloat16 autocast, on validation, instead")
     args = parser.parse_args()
     device = lh.pick_device(args.device)
-    if args.probes and device.type != "cpu":
-        raise SystemExit(f"--probes measures ways to a faster step on the CPU (threads, oneDNN, bfloat16 "
-                         f"instructions); this run would use {device.type}. Pass --device cpu.")
-    for name, columns in (("speed.csv", SPEED_COLUMNS), ("speed_probes.csv", PROBE_COLUMNS)):
+    if (args.probes or args.bf16) and device.type != "cpu":
+        raise SystemExit(f"--{'probes' if args.probes else 'bf16'} measures ways to a faster step on the "
+                         f"CPU (threads, oneDNN, bfloat16 instructions); this run would use {device.type}. "
+                         "Pass --device cpu.")
+    for name, columns in (("speed.csv", SPEED_COLUMNS), ("speed_probes.csv", PROBE_COLUMNS),
+                          ("speed_bf16.csv", BF16_COLUMNS)):
         check_header(RESULTS / name, columns)  # before an hour of measuring, not after
     cpu_threads = threads.use_cpu_threads()
     seeds = parse_seeds(args.seeds)
     if args.choose:
         return choose(device, seeds[:2])
+    if args.bf16:
+        return bf16_check(device, seeds)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     data_root = lh.prepare_mnist(verbose=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import statistics
 from pathlib import Path
 
 import nbformat
@@ -266,6 +267,36 @@ def test_fit_runs_the_schedule_and_the_same_seed_gives_the_same_weights():
     assert torch.equal(runs[0], runs[1])
 
 
+
+def test_distort_1998_keeps_the_1998_background_and_moves_the_ink_as_random_distort_does():
+    """An empty 1998 image stays -0.1 everywhere (pixels from outside are background, not the series'
+    BACKGROUND); a digit moves exactly as random_distort moves it on the series' scale."""
+    blank = lh.input_1998(torch.zeros(2, 28, 28, dtype=torch.uint8))
+    assert torch.allclose(lh.distort_1998(blank, torch.Generator().manual_seed(0)), blank, atol=1e-6)
+    digits = (torch.rand(3, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    x = lh.input_1998(digits)
+    moved = lh.distort_1998(x, torch.Generator().manual_seed(2))
+    shift = lh.BACKGROUND - lh.BACKGROUND_1998
+    series = lh.random_distort(x + shift, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(moved, series - shift, atol=1e-5)
+    assert (moved - x).abs().max() > 0.5  # it did move
+
+
+def test_fit_with_distort_trains_on_other_images_from_the_same_start():
+    """distort=True changes the images each update sees, so the weights after one pass differ from
+    distort=False's from the same seed; the loss stays finite."""
+    torch.manual_seed(0)
+    digits = (torch.rand(64, 28, 28) * 255).to(torch.uint8)
+    data = {"train": (lh.input_1998(digits), torch.randint(0, 10, (64,)))}
+    weights = {}
+    for distort in (False, True):
+        model = lh.LeNet5_1998()
+        history = lh.fit_1998(model, data, passes=1, batch_size=16, seed=3, score=("train",), distort=distort)
+        assert math.isfinite(history[0]["loss"])
+        weights[distort] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.allclose(weights[False], weights[True])
+
+
 def csv_rows(name: str) -> list[dict]:
     with open(RESULTS / name, newline="") as f:
         return list(csv.DictReader(f))
@@ -465,10 +496,14 @@ def mean_after_20(name: str, eval_set: str) -> float:
 
 
 def test_notebooks_and_results_pages_20_pass_comparison_is_what_the_csvs_hold():
-    """Section 10's words on 1, 8 and 32 images per update over 20 passes, and the results page's,
-    against the benchmark's CSVs (one file per setting)."""
-    b1, b8, b32 = (mean_after_20(f"lenet1998{s}_val.csv", "val") for s in ("_b1", "", "_b32"))
-    t8, t32 = mean_after_20("lenet1998.csv", "test"), mean_after_20("lenet1998_b32.csv", "test")
+    """Section 10's words on 1, 8 and 32 images per update over 20 passes (all with j = 10), and the
+    results page's, against the benchmark's CSVs (one file per setting)."""
+    names = ("lenet1998_b1_val.csv", "lenet1998_val.csv", "lenet1998_b32_val.csv", "lenet1998_j10.csv",
+             "lenet1998_b32.csv")
+    assert {float(r["j"]) for name in names for r in csv_rows(name)} == {10.0}  # "Every run ... used j = 10"
+    assert "Every run of this section used j = 10" in " ".join(notebook_text().split())
+    b1, b8, b32 = (mean_after_20(name, "val") for name in names[:3])
+    t8, t32 = mean_after_20("lenet1998_j10.csv", "test"), mean_after_20("lenet1998_b32.csv", "test")
     text = " ".join(notebook_text().split())
     same = re.search(r"one image per update, the paper's own setting, and 8 per update end with the same "
                      r"mean error, ([\d.]+) %.*?32 per update ends ([\d.]+) points higher.*?On the test set, "
@@ -489,12 +524,14 @@ def test_notebooks_and_results_pages_20_pass_comparison_is_what_the_csvs_hold():
                                                                   abs=0.006)
     assert said[4] == f"{b8:.2f}" and float(said[7]) == pytest.approx(b32, abs=0.006)
     method = re.search(r"python benchmarks/lenet1998\.py --seeds \S+ --passes (\d+) --batch-size (\d+) "
-                       r"--mu ([\d.]+)`.*?here (\d+) images per update and μ = ([\d.]+),", page)
+                       r"--mu ([\d.]+) --j ([\d.]+)`.*?here (\d+) images per update, μ = ([\d.]+) and "
+                       r"j = ([\d.]+),", page)
     assert method, "the results page's method line"
-    settings = {(int(r["passes"]), int(r["batch_size"]), float(r["mu"])) for r in csv_rows("lenet1998.csv")}
-    assert settings == {(int(method[1]), int(method[2]), float(method[3]))} == {
-        (lh.PAPER_1998["passes"], lh.BATCH_1998, lh.MU_1998)}
-    assert (int(method[4]), float(method[5])) == (lh.BATCH_1998, lh.MU_1998)
+    settings = {(int(r["passes"]), int(r["batch_size"]), float(r["mu"]), float(r["j"]))
+                for r in csv_rows("lenet1998.csv")}
+    assert settings == {(int(method[1]), int(method[2]), float(method[3]), float(method[4]))} == {
+        (lh.PAPER_1998["passes"], lh.BATCH_1998, lh.MU_1998, lh.MAP_J)}
+    assert (int(method[5]), float(method[6]), float(method[7])) == (lh.BATCH_1998, lh.MU_1998, lh.MAP_J)
     minutes = [sum(float(r["seconds"]) for r in csv_rows(name)) / len(csv_rows(name)) / 60
                for name in ("lenet1998_b1_val.csv", "lenet1998_val.csv")]
     assert [int(said[5]), int(said[6])] == [round(m) for m in minutes]
@@ -520,3 +557,90 @@ def test_notebooks_rough_guide_and_batch_ratios_are_what_the_csvs_hold():
     tried = sum(b == 32 for b, _ in rows)
     assert learned == [2.0]
     assert f"learned only with μ = 2.0 of the {['four', 'five', 'six'][tried - 4]} tried" in text
+
+
+J_FILES = ("lenet1998_j2_val.csv", "lenet1998_j5_val.csv", "lenet1998_val.csv", "lenet1998_j20_val.csv")
+
+
+def test_j_is_the_lowest_validation_error_of_those_tried_and_08_says_so():
+    """Section 11's choice of j: lh.MAP_J has the lowest mean validation error over 20 passes of the
+    four j tried (8 per update, mu 0.5, the same seeds), the notebook prints each, and its words (the
+    gap to j = 10, the widest spread of one j's seeds, j = 20 higher on every seed) hold."""
+    by_j: dict[float, dict[str, float]] = {}
+    for name in J_FILES:
+        rows = [r for r in csv_rows(name) if r["eval_set"] == "val" and int(r["passes"]) == 20]
+        assert {(int(r["batch_size"]), float(r["mu"])) for r in rows} == {(lh.BATCH_1998, lh.MU_1998)}, name
+        assert len({r["j"] for r in rows}) == 1, name
+        by_j[float(rows[0]["j"])] = {r["seed"]: 100 * float(r["eval_error"]) for r in rows}
+    assert sorted(by_j) == [2.0, 5.0, 10.0, 20.0] and len({tuple(sorted(e)) for e in by_j.values()}) == 1
+    mean = {j: statistics.mean(e.values()) for j, e in by_j.items()}
+    assert min(mean, key=mean.get) == lh.MAP_J
+    printed = notebook_outputs()
+    for j, errors in by_j.items():
+        line = re.search(rf"^ +{j:g} +(\d+) +([\d.]+)% +([\d.]+)% +([\d.]+)% +lenet1998", printed, re.M)
+        assert line, f"08 should print j = {j:g}"
+        assert int(line[1]) == len(errors)
+        assert [float(v) for v in line.groups()[1:]] == pytest.approx(
+            [mean[j], min(errors.values()), max(errors.values())], abs=0.006)
+    text = " ".join(notebook_text().split())
+    gap = re.search(r"j = (\d+) had the lowest mean, ([\d.]+) points below j = 10's", text)
+    assert gap and float(gap[1]) == lh.MAP_J and float(gap[2]) == pytest.approx(mean[10.0] - mean[lh.MAP_J],
+                                                                                abs=0.006)
+    spread = {j: max(e.values()) - min(e.values()) for j, e in by_j.items()}
+    widest = re.search(r"spread between the two seeds of one j \(([\d.]+) points for j = (\d+)\)", text)
+    close = [2.0, 5.0, 10.0]
+    assert widest and float(widest[2]) == max(close, key=spread.get)
+    assert float(widest[1]) == pytest.approx(max(spread[j] for j in close), abs=0.006)
+    assert max(mean[j] for j in close) - min(mean[j] for j in close) < max(spread[j] for j in close)
+    assert "j = 20 ended higher than every other j on both seeds" in text
+    assert all(by_j[20.0][seed] > by_j[j][seed] for j in close for seed in by_j[20.0])
+    assert f"**j = {lh.MAP_J:g}** (`lh.MAP_J`)" in text
+    test = [[r for r in csv_rows(name) if r["eval_set"] == "test"] for name in ("lenet1998.csv",
+                                                                               "lenet1998_j10.csv")]
+    assert {float(r["j"]) for r in test[0]} == {lh.MAP_J}
+
+    def mean_of(rows: list[dict], column: str) -> str:
+        return f"{100 * statistics.mean(float(r[column]) for r in rows):.2f}"
+
+    means = [mean_of(rows, "eval_error") for rows in test]
+    train19 = [mean_of(rows, "train_error_19") for rows in test]
+    said = re.search(r"On the test set, j = 5 \(section 9\) ended at the same mean error as j = 10 "
+                     r"\(section 10's table\), ([\d.]+) % both, with a lower training error after 19 "
+                     r"passes, ([\d.]+) % against ([\d.]+) %: the ([\d.]+) points", text)
+    assert said and means[0] == means[1] == said[1]
+    assert [said[2], said[3]] == train19 and float(train19[0]) < float(train19[1])
+    assert float(said[4]) == pytest.approx(mean[10.0] - mean[lh.MAP_J], abs=0.006)
+
+
+def test_notebooks_words_on_distortions_are_what_the_csvs_hold():
+    """Section 13: the test error's fall with distortions against the paper's, the gap to the paper's
+    0.8 %, the seeds on both sides of it, the validation fall and the training error's rise."""
+    def mean_and_rows(name: str, eval_set: str) -> tuple[float, list[dict]]:
+        rows = [r for r in csv_rows(name) if r["eval_set"] == eval_set and int(r["passes"]) == 20]
+        return statistics.mean(100 * float(r["eval_error"]) for r in rows), rows
+
+    plain, plain_rows = mean_and_rows("lenet1998.csv", "test")
+    distorted, distorted_rows = mean_and_rows("lenet1998_distort.csv", "test")
+    plain_val, _ = mean_and_rows("lenet1998_j5_val.csv", "val")
+    distorted_val, _ = mean_and_rows("lenet1998_distort_val.csv", "val")
+    assert {r["distort"] for r in distorted_rows} == {"True"}
+    assert {r["distort"] for r in plain_rows} == {"False"}
+    paper, paper_distorted = 100 * lh.PAPER_1998["test_error"], 100 * lh.PAPER_1998["test_error_distortions"]
+    text = " ".join(notebook_text().split())
+    said = re.search(r"With distortions the mean test error fell from ([\d.]+) % to ([\d.]+) %, by "
+                     r"([\d.]+) points, where the paper's fell by ([\d.]+), from 0\.95 % to 0\.8 % "
+                     r"\(section III\.C\)\. Our mean with distortions is ([\d.]+) points above the paper's "
+                     r"figure, and our five seeds lie on both sides of it, from ([\d.]+) % to ([\d.]+) %\. "
+                     r"On the validation split, with two seeds, the fall was smaller: ([\d.]+) points\. The "
+                     r"training error, measured on the training images as they are, rose from ([\d.]+) % "
+                     r"to ([\d.]+) %", text)
+    assert said, "section 13's reading of its table"
+    got = [float(v) for v in said.groups()]
+    seeds = [100 * float(r["eval_error"]) for r in distorted_rows]
+    train19 = [statistics.mean(100 * float(r["train_error_19"]) for r in rows)
+               for rows in (plain_rows, distorted_rows)]
+    assert got == pytest.approx([plain, distorted, plain - distorted, paper - paper_distorted,
+                                 distorted - paper_distorted, min(seeds), max(seeds),
+                                 plain_val - distorted_val, *train19], abs=0.006)
+    assert len(seeds) == 5 and min(seeds) < paper_distorted < max(seeds)  # "on both sides of it"
+    assert plain_val - distorted_val < plain - distorted  # "the fall was smaller"

@@ -322,13 +322,19 @@ def test_the_readmes_results_table_is_what_final_test_csv_holds():
         assert mean == f"**{pct(float(r['test_accuracy']) for r in runs)}**", what
         assert tta_mean == pct(float(r["test_accuracy_tta"]) for r in runs), what
     assert [row[2] for row in rows[2:4]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
-    (what, seeds, accuracy, _), = rows[4:]  # the 1998 network reproduced: benchmarks/lenet1998.py
-    done = [r for r in results("lenet1998.csv") if r["eval_set"] == "test" and int(r["passes"]) == 20]
-    assert sorted(r["seed"] for r in done) == seed_range(seeds)
+    # the 1998 network reproduced (benchmarks/lenet1998.py), the paper with distortions, ours with them
+    (what, seeds, accuracy, _), paper_distorted, (what_d, seeds_d, accuracy_d, _) = rows[4:]
+    assert paper_distorted[2] == "99.2 % (0.8 % error)" and lh.PAPER_1998["test_error_distortions"] == 0.008
+    for name, label, cell, seed_cell, distort in (
+            ("lenet1998.csv", what, accuracy, seeds, "False"),
+            ("lenet1998_distort.csv", what_d, accuracy_d, seeds_d, "True")):
+        done = [r for r in results(name) if r["eval_set"] == "test" and int(r["passes"]) == 20]
+        assert sorted(r["seed"] for r in done) == seed_range(seed_cell)
+        assert {r["distort"] for r in done} == {distort} and ("distortions" in label) == (distort == "True")
+        assert all(int(r["batch_size"]) == lh.BATCH_1998 and float(r["mu"]) == lh.MU_1998 for r in done)
+        errors = [float(r["eval_error"]) for r in done]
+        assert cell == f"{pct(1 - e for e in errors)} ({100 * statistics.mean(errors):.2f} % error)"
     assert f"{lh.BATCH_1998} images per update" in what
-    assert all(int(r["batch_size"]) == lh.BATCH_1998 and float(r["mu"]) == lh.MU_1998 for r in done)
-    errors = [float(r["eval_error"]) for r in done]
-    assert accuracy == f"{pct(1 - e for e in errors)} ({100 * statistics.mean(errors):.2f} % error)"
     assert "98.63 %" in RESULTS_PAGE.read_text() and "**0.95 %**" in RESULTS_PAGE.read_text()
 
 
@@ -482,6 +488,49 @@ def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
     assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
 
 
+def test_the_results_pages_choice_of_j_and_its_runs_at_j_10_are_what_the_csvs_hold():
+    """The page's table of j on the validation split (mean and min-max of each j's seeds), lh.MAP_J
+    its lowest mean, and the test error of the same training at j = 10, before j was chosen."""
+    files = {2: "lenet1998_j2_val.csv", 5: "lenet1998_j5_val.csv", 10: "lenet1998_val.csv",
+             20: "lenet1998_j20_val.csv"}
+    errors = {j: [float(r["eval_error"]) for r in results(name) if r["eval_set"] == "val"]
+              for j, name in files.items()}
+    assert all(float(r["j"]) == j for j, name in files.items() for r in results(name))
+    rows = table(RESULTS_PAGE.read_text(), "| j | validation error |")
+    assert [(int(j), cell) for j, cell in rows] == [(j, f"{pct(e)} ({spread(e)})") for j, e in errors.items()]
+    assert min(errors, key=lambda j: statistics.mean(errors[j])) == lh.MAP_J
+    j10 = [float(r["eval_error"]) for r in results("lenet1998_j10.csv") if r["eval_set"] == "test"]
+    assert {float(r["j"]) for r in results("lenet1998_j10.csv")} == {10.0}
+    page = " ".join(RESULTS_PAGE.read_text().split())
+    said = re.search(r"the same training with j = 10 \(`--j 10 --out benchmarks/results/lenet1998_j10`\) "
+                     r"ended at (\S+ %) \((\S+ %)\) test error over the same five seeds", page)
+    assert said and said.groups() == (pct(j10), spread(j10)) and len(j10) == 5
+    chosen = [r for r in results("lenet1998.csv") if r["eval_set"] == "test"]
+    assert pct(float(r["eval_error"]) for r in chosen) == pct(j10)  # "the same mean test error"
+    fits = re.search(r"j = (\S+) fits the training images more closely \((\S+) % training error after 19 "
+                     r"passes against (\S+) %\)", page)
+    train19 = [f"{100 * statistics.mean(float(r['train_error_19']) for r in rows):.2f}"
+               for rows in (chosen, [r for r in results("lenet1998_j10.csv") if r["eval_set"] == "test"])]
+    assert fits and fits.groups() == (f"{lh.MAP_J:g}", *train19) and float(train19[0]) < float(train19[1])
+
+
+def test_the_results_pages_distortions_table_is_what_the_csvs_hold():
+    """The 1998 training as it is and with distortions: each test error's mean (min-max) over the seeds,
+    the paper's two figures beside them, and the validation means the text quotes."""
+    def errors(name: str, eval_set: str) -> list[float]:
+        return [float(r["eval_error"]) for r in results(name) if r["eval_set"] == eval_set]
+
+    rows = table(RESULTS_PAGE.read_text(), "| training images | test error, seeds 0–4")
+    plain, distorted = errors("lenet1998.csv", "test"), errors("lenet1998_distort.csv", "test")
+    assert [row[1:] for row in rows] == [[f"{pct(plain)} ({spread(plain)})", "0.95 %"],
+                                         [f"**{pct(distorted)}** ({spread(distorted)})", "0.8 %"]]
+    assert {r["distort"] for r in results("lenet1998_distort.csv")} == {"True"}
+    page = " ".join(RESULTS_PAGE.read_text().split())
+    said = re.search(r"the distortions moved the mean from (\S+ %) to (\S+ %)", page)
+    assert said and said.groups() == (pct(errors("lenet1998_j5_val.csv", "val")),
+                                      pct(errors("lenet1998_distort_val.csv", "val")))
+
+
 def test_the_results_pages_1998_swap_ladder_is_what_the_csvs_hold():
     """Each rung's validation error (mean, min-max over the seeds) and peak learning rate, as
     lenet1998_val.csv and lenet1998_swaps.csv hold them (the rung's best rate on validation)."""
@@ -537,38 +586,88 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert steps and steps.groups() == (str(default["batch_size"]), str(fast["batch_size"])), page
 
 
+def probe_runs() -> dict[bool, dict[str, dict]]:
+    """speed_probes.csv's latest run on a CPU without bfloat16 instructions (False) and with them
+    (True): {probe: row}. A run is the rows that share a date; its bfloat16 row's note says which."""
+    runs: dict[str, dict[str, dict]] = {}
+    for r in results("speed_probes.csv"):
+        runs.setdefault(r["date"], {})[r["probe"]] = r
+    latest = {}
+    for run in runs.values():  # in the order they ran: the later run of a kind wins
+        note = run["bfloat16 autocast"]["note"]
+        assert note.startswith(("this CPU has no bfloat16", "this CPU has bfloat16")), note
+        latest[note.startswith("this CPU has bfloat16")] = run
+    return latest
+
+
 def test_the_results_pages_probes_are_what_speed_probes_csv_holds():
     """Each probe's seconds per epoch, its ratio to the fast step and its setup, in speed.py's order,
-    and the figures the text quotes (compile seconds, bfloat16's and oneDNN's factors, scoring)."""
+    for the run without bfloat16 instructions and the run with them, and the figures the text quotes
+    (compile's factors and seconds, bfloat16's and oneDNN's factors, one thread's, scoring)."""
     import speed  # benchmarks/speed.py (conftest puts benchmarks/ on sys.path)
 
-    rows = {r["probe"]: r for r in results("speed_probes.csv")}
-    table_rows = table(RESULTS_PAGE.read_text(), "| the fast step | seconds per epoch |")
+    runs = probe_runs()
+    without, with_bf16 = runs[False], runs[True]
+    table_rows = table(RESULTS_PAGE.read_text(), "| the fast step | no bfloat16 instructions:")
     assert len(table_rows) == len(speed.PROBES)
-    for probe, (_, seconds, ratio, setup) in zip(speed.PROBES, table_rows, strict=True):
-        r = rows[probe]
-        expected = (f"{float(r['seconds']):.2f} s", f"{float(r['ratio_to_fast_epoch']):.2f}",
-                    f"{float(r['setup_seconds']):.2f} s")
-        assert (seconds, ratio, setup) == expected, probe
+
+    def cells(r: dict) -> list[str]:
+        return [f"{float(r['seconds']):.2f} s", f"{float(r['ratio_to_fast_epoch']):.2f}",
+                f"{float(r['setup_seconds']):.2f} s"]
+
+    for probe, row in zip(speed.PROBES, table_rows, strict=True):
+        assert row[1:] == cells(without[probe]) + cells(with_bf16[probe]), probe
     page = " ".join(RESULTS_PAGE.read_text().split())
-    said = re.search(r"about the same time per epoch \((\S+) of the step's\) after (\d+) s of compiling "
-                     r"first, longer than the fast recipe's whole time to 99 %.*?bfloat16 was (\S+) "
-                     r"times slower.*?the step was (\S+) times slower\. Scoring the 10,000 test images "
-                     r"with `lh.evaluate` took (\S+) s, (\S+) of an epoch", page)
-    scoring = rows["scoring the 10,000 test images (lh.evaluate)"]
-    compiled = rows["torch.compile"]
+
+    def ratio(run: dict, probe: str, digits: int = 2) -> str:
+        return f"{float(run[probe]['ratio_to_fast_epoch']):.{digits}f}"
+
+    said = re.search(r"`torch.compile` paid on neither: (\S+) of the step's time on the first CPU, about the "
+                     r"same, and (\S+) on the second, after (\d+) and (\d+) s of compiling", page)
     assert said and said.groups() == (
-        f"{float(compiled['ratio_to_fast_epoch']):.2f}", f"{float(compiled['setup_seconds']):.0f}",
-        f"{float(rows['bfloat16 autocast']['ratio_to_fast_epoch']):.1f}",
-        f"{float(rows['oneDNN off']['ratio_to_fast_epoch']):.1f}",
-        f"{float(scoring['seconds']):.2f}", f"{float(scoring['ratio_to_fast_epoch']):.2f}")
-    assert 0.9 <= float(compiled["ratio_to_fast_epoch"]) <= 1.1  # "about the same"
+        ratio(without, "torch.compile"), ratio(with_bf16, "torch.compile"),
+        f"{float(without['torch.compile']['setup_seconds']):.0f}",
+        f"{float(with_bf16['torch.compile']['setup_seconds']):.0f}")
+    assert 0.95 < float(without["torch.compile"]["ratio_to_fast_epoch"]) < 1.05  # "about the same"
+    assert float(with_bf16["torch.compile"]["ratio_to_fast_epoch"]) > 0.95
     latest = [row for row in results("speed.csv") if row["device"] == "cpu"][-1]
-    assert float(compiled["setup_seconds"]) > float(latest["fast_time_to_99_s"])  # "longer than ... to 99 %"
-    assert all(float(rows[p]["ratio_to_fast_epoch"]) > 1 for p in speed.PROBES[2:])  # the others: slower
+    assert float(without["torch.compile"]["setup_seconds"]) > float(latest["fast_time_to_99_s"])
+    assert "on the first, the compiling alone took longer than the fast recipe's whole time to 99 % in the " \
+        "table above" in page
+    said = re.search(r"bfloat16 autocast was (\S+) times slower on the CPU without bfloat16 instructions, "
+                     r"and took (\S+) of the step's time on the one with them", page)
+    assert said and said.groups() == (ratio(without, "bfloat16 autocast", 1),
+                                      ratio(with_bf16, "bfloat16 autocast"))
+    assert float(with_bf16["bfloat16 autocast"]["ratio_to_fast_epoch"]) < 1  # it paid there
+    said = re.search(r"One thread was slower on both \((\S+) and (\S+)\); without oneDNN .*? the step "
+                     r"was (\S+) and (\S+) times slower\. Scoring the 10,000 test images with `lh.evaluate` "
+                     r"took (\S+) s and (\S+) s, (\S+) and (\S+) of an epoch", page)
+    scoring = "scoring the 10,000 test images (lh.evaluate)"
+    assert said and said.groups() == (
+        ratio(without, "one thread"), ratio(with_bf16, "one thread"),
+        ratio(without, "oneDNN off", 1), ratio(with_bf16, "oneDNN off", 1),
+        f"{float(without[scoring]['seconds']):.2f}", f"{float(with_bf16[scoring]['seconds']):.2f}",
+        ratio(without, scoring), ratio(with_bf16, scoring))
+    assert all(float(run[p]["ratio_to_fast_epoch"]) > 1 for run in runs.values() for p in speed.PROBES[3:])
     assert f"each over {speed.PROBE_STEPS} steps after 3 warm-up steps, twice" in page
-    assert rows["bfloat16 autocast"]["note"].startswith("this CPU has no bfloat16 instructions")
-    assert "This CPU has no bfloat16 instructions" in page and rows["one thread"]["threads"] == "2"
+    assert all(r["threads"] == "2" for run in runs.values() for r in run.values())
+
+
+def test_the_results_pages_bfloat16_accuracy_is_what_speed_bf16_csv_holds():
+    """The fast recipe with and without bfloat16 autocast, on a CPU with bfloat16 instructions: the two
+    mean validation accuracies and the largest difference of one seed, as the page writes them."""
+    rows = [r for r in results("speed_bf16.csv") if r["bf16_instructions"] == "True"]
+    by_amp = {amp: {r["seed"]: 100 * float(r["val_accuracy"]) for r in rows if r["amp"] == amp}
+              for amp in ("True", "False")}
+    assert len(by_amp["True"]) >= 5 and by_amp["True"].keys() == by_amp["False"].keys()
+    page = " ".join(RESULTS_PAGE.read_text().split())
+    said = re.search(r"Trained in full from the same (\d+) seeds .*? ended at (\S+) % mean validation "
+                     r"accuracy with bfloat16 autocast and (\S+) % without; seed by seed the two differed "
+                     r"by at most (\S+) points", page)
+    assert said and said.groups() == (
+        str(len(by_amp["True"])), f"{statistics.mean(by_amp['True'].values()):.2f}",
+        f"{statistics.mean(by_amp['False'].values()):.2f}",
+        f"{max(abs(by_amp['True'][s] - by_amp['False'][s]) for s in by_amp['True']):.2f}")
 
 
 def test_speed_py_refuses_a_csv_with_other_columns_before_it_measures(tmp_path, monkeypatch):
