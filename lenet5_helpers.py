@@ -1463,7 +1463,9 @@ def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
     total = 0.0
     for start in range(0, len(images), batch_size):
         idx = order[start:start + batch_size]
-        batch = distort_1998(images[idx], generator) if distort else images[idx]
+        batch = images[idx]
+        if distort:  # the generator is on the CPU: distort there, then back to the images' device
+            batch = distort_1998(batch.cpu(), generator).to(batch.device)
         loss = map_loss(model(batch), labels[idx], j)
         sdlm_update(params, torch.autograd.grad(loss, params), steps)
         total += loss.item() * len(idx)

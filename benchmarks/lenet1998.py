@@ -27,8 +27,9 @@ the helper's 1998 layers, initialised the paper's way.
 --j is the MAP loss's j (lh.MAP_J unless given), in SDLM's runs and in the ladder's rung that keeps
 the MAP loss; each row of <out>.csv, <out>_batch.csv and <out>_swaps.csv records it. --distort trains
 on images distorted anew for every update (lh.distort_1998: the series' random shift, turn and
-scaling), the paper's experiment with distortions (III.C); the estimate of h_kk, the training error
-and the scores use the images as they are.
+scaling): our version of the paper's experiment with distortions (III.C), whose distortions were its
+own planar affine maps; the estimate of h_kk, the training error and the scores use the images as
+they are.
 
 Rows go to <out>_passes.csv (one per seed and pass, written as each pass ends, so a stopped
 benchmark keeps what it measured) and <out>.csv (one per finished seed, with every setting that
@@ -66,8 +67,15 @@ SEED_COLUMNS = ["seed", "eval_set", "eval_error", "train_error_19", "train_error
 
 
 def append_row(path: Path, columns: list[str], row: dict) -> None:
-    """Add one row to a CSV, writing its header first if the file is new."""
+    """Add one row to a CSV, writing its header first if the file is new. A file whose header is not
+    `columns` is refused: the row's values would land under other names."""
     new = not path.exists()
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != columns:
+            raise SystemExit(f"{path} has the columns {header}, not {columns}: give another --out, or "
+                             "move the file away (or add the missing columns to its header), and run again.")
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, columns)
         if new:

@@ -270,15 +270,19 @@ def test_fit_runs_the_schedule_and_the_same_seed_gives_the_same_weights():
 
 def test_distort_1998_keeps_the_1998_background_and_moves_the_ink_as_random_distort_does():
     """An empty 1998 image stays -0.1 everywhere (pixels from outside are background, not the series'
-    BACKGROUND); a digit moves exactly as random_distort moves it on the series' scale."""
+    BACKGROUND); a digit moves exactly as random_distort moves the same digit on the series' scale."""
     blank = lh.input_1998(torch.zeros(2, 28, 28, dtype=torch.uint8))
     assert torch.allclose(lh.distort_1998(blank, torch.Generator().manual_seed(0)), blank, atol=1e-6)
     digits = (torch.rand(3, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
     x = lh.input_1998(digits)
     moved = lh.distort_1998(x, torch.Generator().manual_seed(2))
-    shift = lh.BACKGROUND - lh.BACKGROUND_1998
-    series = lh.random_distort(x + shift, generator=torch.Generator().manual_seed(2))
-    assert torch.allclose(moved, series - shift, atol=1e-5)
+    # the same padded digits on the series' scale (0 -> -1, 255 -> 1), distorted by random_distort with
+    # the same random numbers, then put on the 1998 scale: the same images
+    padded = torch.nn.functional.pad(digits.float().unsqueeze(1) / 255, (2, 2, 2, 2))
+    series = lh.random_distort(padded * 2 - 1, generator=torch.Generator().manual_seed(2))
+    assert lh.BACKGROUND == -1.0
+    back = (series + 1) / 2 * (lh.INK_1998 - lh.BACKGROUND_1998) + lh.BACKGROUND_1998
+    assert torch.allclose(moved, back, atol=1e-5)
     assert (moved - x).abs().max() > 0.5  # it did move
 
 
@@ -454,8 +458,10 @@ def test_the_relu_rungs_error_is_the_share_of_validation_digits_that_are_not_1s(
 
 
 def latest_batch_rows() -> dict[tuple[int, float], dict]:
-    """Each (images per update, mu) setting's latest row of lenet1998_batch.csv, as section 10 reads it."""
-    return {(int(r["batch_size"]), float(r["mu"])): r for r in csv_rows("lenet1998_batch.csv")}
+    """Each (images per update, mu) setting's latest row of lenet1998_batch.csv at j = 10, as section 10
+    reads it."""
+    return {(int(r["batch_size"]), float(r["mu"])): r for r in csv_rows("lenet1998_batch.csv")
+            if float(r["j"]) == 10}
 
 
 def test_notebooks_words_on_the_batch_are_what_the_batch_csv_holds():
@@ -604,11 +610,17 @@ def test_j_is_the_lowest_validation_error_of_those_tried_and_08_says_so():
 
     means = [mean_of(rows, "eval_error") for rows in test]
     train19 = [mean_of(rows, "train_error_19") for rows in test]
-    said = re.search(r"On the test set, j = 5 \(section 9\) ended at the same mean error as j = 10 "
-                     r"\(section 10's table\), ([\d.]+) % both, with a lower training error after 19 "
-                     r"passes, ([\d.]+) % against ([\d.]+) %: the ([\d.]+) points", text)
+    said = re.search(r"On the test set \(the last two lines\), j = 5 ended at the same mean error as j = 10, "
+                     r"([\d.]+) % both, with a lower training error after 19 passes, ([\d.]+) % against "
+                     r"([\d.]+) %: the ([\d.]+) points", text)
     assert said and means[0] == means[1] == said[1]
     assert [said[2], said[3]] == train19 and float(train19[0]) < float(train19[1])
+    for j, mean_error, train in zip((lh.MAP_J, 10.0), means, train19, strict=True):  # printed under the table
+        line = f"test, j = {j:g}: mean error {mean_error}%, training error after 19 passes {train}%"
+        assert line in printed
+    low = min(100 * float(r["train_error_19"]) for r in test[0])
+    assert "one of our seeds ended its 19th pass with a training error as low as the paper's" in text
+    assert low <= 100 * lh.PAPER_1998["train_error_19"]
     assert float(said[4]) == pytest.approx(mean[10.0] - mean[lh.MAP_J], abs=0.006)
 
 
@@ -644,3 +656,34 @@ def test_notebooks_words_on_distortions_are_what_the_csvs_hold():
                                  plain_val - distorted_val, *train19], abs=0.006)
     assert len(seeds) == 5 and min(seeds) < paper_distorted < max(seeds)  # "on both sides of it"
     assert plain_val - distorted_val < plain - distorted  # "the fall was smaller"
+
+
+def test_the_ladders_sdlm_is_j_10_and_08_says_where_j_5_would_land():
+    """Section 12's SDLM rung ran with j = 10 (as every MAP rung of the ladder); its text gives the
+    chosen j's validation figure from lenet1998_j5_val.csv and that its seeds overlap SGD's."""
+    assert {float(r["j"]) for r in csv_rows("lenet1998_val.csv")} == {10.0}
+    assert {float(r["j"]) for r in csv_rows("lenet1998_swaps.csv") if r["output"] == "rbf"} == {10.0}
+    chosen = [100 * float(r["eval_error"]) for r in csv_rows(f"lenet1998_j{lh.MAP_J:g}_val.csv")]
+    sgd = ladder_from_csvs()["SGD"]
+    said = re.search(r"with j = (\d+), section 11's choice, SDLM ended at ([\d.]+) % "
+                     r"\(([\d.]+)–([\d.]+) %\), and its seeds overlap SGD's",
+                     " ".join(notebook_text().split()))
+    assert said and float(said[1]) == lh.MAP_J
+    assert [float(v) for v in said.groups()[1:]] == pytest.approx(
+        [statistics.mean(chosen), min(chosen), max(chosen)], abs=0.006)
+    assert min(chosen) < sgd[2] and sgd[1] < max(chosen)  # the two ranges (min, max) overlap
+
+
+def test_lenet1998_py_refuses_a_csv_with_other_columns(tmp_path):
+    """A CSV from before a column was added is refused, not appended to under the wrong names."""
+    import lenet1998  # benchmarks/ is on sys.path (conftest)
+
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(lenet1998.SEED_COLUMNS[:-1]) + "\n")
+    with pytest.raises(SystemExit, match="has the columns"):
+        lenet1998.append_row(old, lenet1998.SEED_COLUMNS, {"seed": 0})
+    new = tmp_path / "new.csv"
+    lenet1998.append_row(new, lenet1998.SEED_COLUMNS, {"seed": 0, "j": 5.0})
+    lenet1998.append_row(new, lenet1998.SEED_COLUMNS, {"seed": 1, "j": 5.0})
+    with open(new, newline="") as f:
+        assert [r["seed"] for r in csv.DictReader(f)] == ["0", "1"]
