@@ -263,25 +263,33 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def validation_run(data: dict, device: torch.device, settings: dict, seed: int,
+                   amp: bool = False) -> tuple[list[float], float]:
+    """Train the fast model with `settings` from `seed` on data["train"], scoring data["val"] after
+    every epoch: (the validation accuracy of each epoch, seconds)."""
+    x, y = data["train"]
+    model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), seed), settings)
+    steps = lh.steps_per_epoch(len(x), settings["batch_size"])
+    optimizer, scheduler = lh.make_optimizer(model, settings, steps)
+    generator = torch.Generator(device).manual_seed(seed)
+    start, val = time.perf_counter(), []
+    for _ in range(settings["epochs"]):
+        lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator, amp=amp,
+                       label_smoothing=settings["label_smoothing"])
+        val.append(lh.evaluate(model, *data["val"])[1])
+    return val, time.perf_counter() - start
+
+
 def choose(device: torch.device, seeds: list[int]) -> None:
     """The fast recipe's candidates on the validation split; one CSV row per candidate and seed."""
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)  # 55,000 train, 5,000 val
-    x, y = data["train"]
     for candidate in CANDIDATES:
         for seed in seeds:
             settings = dict(lh.RECIPES["fast"], **candidate)
-            model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), seed), settings)
-            optimizer, scheduler = lh.make_optimizer(model, settings,
-                                                     lh.steps_per_epoch(len(x), settings["batch_size"]))
-            generator = torch.Generator(device).manual_seed(seed)
-            start, val = time.perf_counter(), []
-            for _ in range(settings["epochs"]):
-                lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
-                               label_smoothing=settings["label_smoothing"])
-                val.append(lh.evaluate(model, *data["val"])[1])
+            val, seconds = validation_run(data, device, settings, seed)
             row = {**candidate, "channels_last": settings["channels_last"], "seed": seed,
                    "val_accuracy": val[-1], "val_per_epoch": " ".join(f"{v:.4f}" for v in val),
-                   "seconds": round(time.perf_counter() - start, 1), "device": device.type,
+                   "seconds": round(seconds, 1), "device": device.type,
                    "threads": torch.get_num_threads(), "torch": torch.__version__, "date": now()}
             append_row(RESULTS / "fast_recipe.csv", row)
             print(row, flush=True)
@@ -294,22 +302,12 @@ BF16_COLUMNS = ["seed", "amp", "val_accuracy", "val_per_epoch", "seconds", "bf16
 def bf16_check(device: torch.device, seeds: list[int]) -> None:
     """The fast recipe with and without bfloat16 autocast on the validation split, seed by seed."""
     data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)  # 55,000 train, 5,000 val
-    x, y = data["train"]
-    settings = lh.RECIPES["fast"]
     for seed in seeds:
         for amp in (False, True):
-            model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), seed), settings)
-            optimizer, scheduler = lh.make_optimizer(model, settings,
-                                                     lh.steps_per_epoch(len(x), settings["batch_size"]))
-            generator = torch.Generator(device).manual_seed(seed)
-            start, val = time.perf_counter(), []
-            for _ in range(settings["epochs"]):
-                lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator, amp=amp,
-                               label_smoothing=settings["label_smoothing"])
-                val.append(lh.evaluate(model, *data["val"])[1])
+            val, seconds = validation_run(data, device, lh.RECIPES["fast"], seed, amp=amp)
             row = {"seed": seed, "amp": amp, "val_accuracy": val[-1],
                    "val_per_epoch": " ".join(f"{v:.4f}" for v in val),
-                   "seconds": round(time.perf_counter() - start, 1), "bf16_instructions": bf16_native(),
+                   "seconds": round(seconds, 1), "bf16_instructions": bf16_native(),
                    "device": device.type, "device_name": cpu_name(), "threads": torch.get_num_threads(),
                    "torch": torch.__version__, "date": now()}
             append_row(RESULTS / "speed_bf16.csv", row, BF16_COLUMNS)
