@@ -488,6 +488,29 @@ def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
     assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
 
 
+MU_FILES = {0.35: "lenet1998_mu0.35_val.csv", lh.MU_1998: "lenet1998_j5_val.csv", 1.0: "lenet1998_mu1_val.csv"}
+
+
+def test_the_results_pages_whole_runs_of_mu_are_what_the_csvs_hold():
+    """The page's table of mu over 20 passes on the validation split (mean and min-max of the seeds'
+    validation error, mean training error after 19 passes), each file the same training but mu, and
+    its reading: mu = 0.35 higher in both, 1.0 the same mean as lh.MU_1998."""
+    rows = {mu: [r for r in results(name) if r["eval_set"] == "val" and int(r["passes"]) == 20]
+            for mu, name in MU_FILES.items()}
+    for mu, runs in rows.items():
+        assert {(int(r["batch_size"]), float(r["mu"]), float(r["j"])) for r in runs} == {(lh.BATCH_1998, mu, lh.MAP_J)}
+        assert sorted(r["seed"] for r in runs) == ["0", "1"]
+    val = {mu: [float(r["eval_error"]) for r in runs] for mu, runs in rows.items()}
+    train = {mu: f"{100 * statistics.mean(float(r['train_error_19']) for r in runs):.2f} %" for mu, runs in rows.items()}
+    listed = table(RESULTS_PAGE.read_text(), "| μ | validation error |")
+    assert listed == [[f"{mu:.2f}".rstrip("0").rstrip(".") if mu < 1 else f"{mu:.1f}", f"{pct(e)} ({spread(e)})",
+                       train[mu]] for mu, e in val.items()]
+    assert "μ = 0.35, nearer the paper's 0.02, ended higher in both; μ = 1.0 ended with the same mean as 0.5" in \
+        " ".join(RESULTS_PAGE.read_text().split())
+    assert pct(val[0.35]) > pct(val[lh.MU_1998]) and train[0.35] > train[lh.MU_1998]
+    assert pct(val[1.0]) == pct(val[lh.MU_1998]) and lh.MU_1998 == 0.5
+
+
 def test_the_results_pages_choice_of_j_and_its_runs_at_j_10_are_what_the_csvs_hold():
     """The page's table of j on the validation split (mean and min-max of each j's seeds), lh.MAP_J
     its lowest mean, and the test error of the same training at j = 10, before j was chosen."""
