@@ -628,7 +628,8 @@ def test_08s_whole_runs_of_mu_are_what_the_csvs_hold():
     """Section 11's check of mu over whole runs: the printed table (each mu's seeds, mean, min, max,
     training error after 19 passes), and the words: 0.35 higher by the gap said, in training error too;
     1.0 the same mean as lh.MU_1998, which stays."""
-    files = {0.35: "lenet1998_mu0.35_val.csv", lh.MU_1998: "lenet1998_j5_val.csv", 1.0: "lenet1998_mu1_val.csv"}
+    files = {0.35: "lenet1998_mu0.35_val.csv", lh.MU_1998: "lenet1998_j5_val.csv",
+             1.0: "lenet1998_mu1_val.csv"}
     printed, text = notebook_outputs(), " ".join(notebook_text().split())
     mean, train = {}, {}
     for mu, name in files.items():
@@ -640,8 +641,8 @@ def test_08s_whole_runs_of_mu_are_what_the_csvs_hold():
         assert line and int(line[1]) == len(errors) == 2
         assert [float(v) for v in line.groups()[1:]] == pytest.approx(
             [mean[mu], min(errors), max(errors), train[mu]], abs=0.006)
-    gap = re.search(r"μ = 0\.35, a step towards the paper's 0\.02, learned, but ended ([\d.]+) points higher than "
-                    r"μ = 0\.5 on average, and fitted its training images less closely too", text)
+    gap = re.search(r"μ = 0\.35, a step towards the paper's 0\.02, learned, but ended ([\d.]+) points "
+                    r"higher than μ = 0\.5 on average, and fitted its training images less closely too", text)
     assert gap and float(gap[1]) == pytest.approx(mean[0.35] - mean[lh.MU_1998], abs=0.006)
     assert train[0.35] > train[lh.MU_1998] and max(mean.values()) == mean[0.35]
     same = re.search(r"μ = 1\.0 ended with the same mean as 0\.5, ([\d.]+) %", text)

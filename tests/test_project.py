@@ -488,7 +488,8 @@ def test_the_results_pages_1998_table_is_what_lenet1998_csv_holds():
     assert rows[-1][1:] == ["0.95 %", "0.35 %"]  # the paper's, section III.C
 
 
-MU_FILES = {0.35: "lenet1998_mu0.35_val.csv", lh.MU_1998: "lenet1998_j5_val.csv", 1.0: "lenet1998_mu1_val.csv"}
+MU_FILES = {0.35: "lenet1998_mu0.35_val.csv", lh.MU_1998: "lenet1998_j5_val.csv",
+            1.0: "lenet1998_mu1_val.csv"}
 
 
 def test_the_results_pages_whole_runs_of_mu_are_what_the_csvs_hold():
@@ -498,15 +499,17 @@ def test_the_results_pages_whole_runs_of_mu_are_what_the_csvs_hold():
     rows = {mu: [r for r in results(name) if r["eval_set"] == "val" and int(r["passes"]) == 20]
             for mu, name in MU_FILES.items()}
     for mu, runs in rows.items():
-        assert {(int(r["batch_size"]), float(r["mu"]), float(r["j"])) for r in runs} == {(lh.BATCH_1998, mu, lh.MAP_J)}
+        settings = {(int(r["batch_size"]), float(r["mu"]), float(r["j"])) for r in runs}
+        assert settings == {(lh.BATCH_1998, mu, lh.MAP_J)}
         assert sorted(r["seed"] for r in runs) == ["0", "1"]
     val = {mu: [float(r["eval_error"]) for r in runs] for mu, runs in rows.items()}
-    train = {mu: f"{100 * statistics.mean(float(r['train_error_19']) for r in runs):.2f} %" for mu, runs in rows.items()}
+    train = {mu: f"{100 * statistics.mean(float(r['train_error_19']) for r in runs):.2f} %"
+             for mu, runs in rows.items()}
     listed = table(RESULTS_PAGE.read_text(), "| μ | validation error |")
-    assert listed == [[f"{mu:.2f}".rstrip("0").rstrip(".") if mu < 1 else f"{mu:.1f}", f"{pct(e)} ({spread(e)})",
-                       train[mu]] for mu, e in val.items()]
-    assert "μ = 0.35, nearer the paper's 0.02, ended higher in both; μ = 1.0 ended with the same mean as 0.5" in \
-        " ".join(RESULTS_PAGE.read_text().split())
+    name = {0.35: "0.35", 0.5: "0.5", 1.0: "1.0"}
+    assert listed == [[name[mu], f"{pct(e)} ({spread(e)})", train[mu]] for mu, e in val.items()]
+    assert ("μ = 0.35, nearer the paper's 0.02, ended higher in both; μ = 1.0 ended with the same mean as 0.5"
+            in " ".join(RESULTS_PAGE.read_text().split()))
     assert pct(val[0.35]) > pct(val[lh.MU_1998]) and train[0.35] > train[lh.MU_1998]
     assert pct(val[1.0]) == pct(val[lh.MU_1998]) and lh.MU_1998 == 0.5
 
@@ -590,8 +593,9 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     page = " ".join(page.split())
     runs = [row for row in results("speed.csv") if row["device"] == "cpu"]
     listed = table(RESULTS_PAGE.read_text(), "| run | default step, seconds per epoch |")
-    assert listed == [[str(n), f"{float(row['eager_s_per_epoch']):.2f} s", f"{float(row['fast_step_ratio']):.2f}",
-                       f"{float(row['fast_time_to_99_ratio']):.2f}"] for n, row in enumerate(runs, 1)]
+    assert listed == [[str(n), f"{float(row['eager_s_per_epoch']):.2f} s",
+                       f"{float(row['fast_step_ratio']):.2f}", f"{float(row['fast_time_to_99_ratio']):.2f}"]
+                      for n, row in enumerate(runs, 1)]
     assert {row["device_name"] for row in runs} == {"AMD EPYC"}
     words = {2: "two", 3: "three", 4: "four", 5: "five"}
     assert f"All {words[len(runs)]} ran on 2-core CPUs that call themselves \"AMD EPYC\"" in page
@@ -727,8 +731,8 @@ def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     times = re.findall(r"in (\S+) of the default's time", text)
     assert times and set(times) == {f"{float(r['fast_time_to_99_ratio']):.1f}"}
     saving = {"about an eighth": 1 / 8, "about a quarter": 0.25, "about a third": 1 / 3}
-    said = re.findall(r"(about an eighth|about a quarter|about a third)(?: \(the ratios above\)| shorter in the run "
-                      r"above)", text)
+    said = re.findall(r"(about an eighth|about a quarter|about a third)"
+                      r"(?: \(the ratios above\)| shorter in the run above)", text)
     assert said and all(abs(1 - float(r["fast_step_ratio"]) - saving[s]) < 0.04 for s in said), said
     best = 1 - min(float(row["fast_step_ratio"]) for row in results("speed.csv") if row["device"] == "cpu")
     most = re.findall(r"up to (about an eighth|about a quarter|about a third)", text)
