@@ -1376,9 +1376,10 @@ def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torc
     network").
 
     Second derivatives go backward like gradients, but with squared weights and squared slopes:
-    d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2, and h_kk = sum over the connections that share
-    weight k of x_j^2 d2E/da_i^2. That is the gradient of a "squared" copy of the network: each
-    layer's sums with squared weights (leaves of their own) over squared inputs, whose gradient
+    d2E/da_i^2 = f'(a_i)^2 sum_l w_li^2 d2E/da_l^2 (l: the units x_i feeds), and h_kk = sum over
+    the connections that share weight k of x_j^2 d2E/da_i^2. That is the gradient of a "squared"
+    copy of the network: each layer's sums with squared weights (tensors of their own that autograd
+    takes the gradient with respect to) over squared inputs, whose gradient
     is carried back through f'(a)^2. Autograd computes it: the value fed forward is x^2 (what
     h_kk multiplies), the derivative passed back f'(a)^2 (what the recursion multiplies). The loop's
     last line does both: a_sq - a_sq.detach() is 0 in value, but autograd follows it back to a_sq,
@@ -1394,7 +1395,7 @@ def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torc
     for layer, a, u, c in zip(model.layers, sums, leaves[0::2], leaves[1::2], strict=True):
         a_sq = layer.sums(s, u, c)
         x = squash(a)
-        s = (x ** 2) + squash_slope(a) ** 2 * (a_sq - a_sq.detach())  # value x^2, slope f'(a)^2
+        s = x ** 2 + squash_slope(a) ** 2 * (a_sq - a_sq.detach())  # value x^2, slope f'(a)^2
     return list(torch.autograd.grad((top * s).sum(), leaves))
 
 

@@ -147,7 +147,7 @@ class Tiny1998(lh.LeNet5_1998):
 
 def brute_force_diagonal(model: Tiny1998, images: torch.Tensor, labels: torch.Tensor, j: float) -> list:
     """The paper's diagonal estimate (Appendix C), unit by unit and connection by connection, in loops:
-    d2E/da_i^2 = f'(a_i)^2 sum_k w_ki^2 d2E/da_k^2; h_kk = sum over the connections of weight k of
+    d2E/da_i^2 = f'(a_i)^2 sum_l w_li^2 d2E/da_l^2; h_kk = sum over the connections of weight k of
     x_j^2 d2E/da_i^2; averaged over the images."""
     c1, s2, c3, f6 = model.layers
     sl = lh.squash_slope
@@ -219,6 +219,14 @@ def test_gauss_newton_diagonal_against_brute_force_on_a_tiny_net():
         assert f.shape == s.shape, name
         assert torch.allclose(f.double(), s, rtol=1e-4, atol=1e-9), (name, f, s)
         assert (f >= 0).all(), name
+
+
+def test_08s_line_of_the_squared_network_is_the_helpers():
+    """08 section 6 shows the one line that passes x^2 forward and f'(a)^2 back: it must be the helper's."""
+    import inspect
+
+    shown = re.search(r"```python\n(s = .*)\n```", notebook_text())
+    assert shown and f"        {shown[1]}  #" in inspect.getsource(lh.gauss_newton_diagonal)
 
 
 def test_gauss_newton_diagonal_is_the_exact_hessian_diagonal_where_no_weight_is_shared():
@@ -588,6 +596,8 @@ def test_j_is_the_lowest_validation_error_of_those_tried_and_08_says_so():
         assert int(line[1]) == len(errors)
         assert [float(v) for v in line.groups()[1:]] == pytest.approx(
             [mean[j], min(errors.values()), max(errors.values())], abs=0.006)
+        each = re.findall(r"seed (\d+) ([\d.]+)%", printed[line.end():].split("\n")[0])
+        assert {seed: float(e) for seed, e in each} == pytest.approx(errors, abs=0.006)
     text = " ".join(notebook_text().split())
     gap = re.search(r"j = (\d+) had the lowest mean, ([\d.]+) points below j = 10's", text)
     assert gap and float(gap[1]) == lh.MAP_J and float(gap[2]) == pytest.approx(mean[10.0] - mean[lh.MAP_J],
