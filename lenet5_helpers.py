@@ -1383,7 +1383,7 @@ def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torc
     is carried back through f'(a)^2. Autograd computes it: the value fed forward is x^2 (what
     h_kk multiplies), the derivative passed back f'(a)^2 (what the recursion multiplies). The loop's
     last line does both: a_sq - a_sq.detach() is 0 in value, but autograd follows it back to a_sq,
-    so s has the value x^2 and the gradient of f'(a)^2 * a_sq.
+    so s has the value x^2 while autograd carries gradients through it as if it were f'(a)^2 * a_sq.
     """
     with torch.no_grad():
         out, sums = model.features(images)

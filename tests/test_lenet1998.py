@@ -658,6 +658,8 @@ def test_08s_whole_runs_of_mu_are_what_the_csvs_hold():
     same = re.search(r"μ = 1\.0 ended with the same mean as 0\.5, ([\d.]+) %", text)
     assert same and f"{mean[1.0]:.2f}" == f"{mean[lh.MU_1998]:.2f}" == same[1] and lh.MU_1998 == 0.5
     assert "μ = 0.35 ended with higher training and validation errors than 0.5 (section 11)" in text
+    assert "over 20 passes at j = 5, μ = 1.0 ended with the same validation error and μ = 0.35 with a " \
+        "higher one (below)" in text
 
 
 def test_notebooks_words_on_distortions_are_what_the_csvs_hold():

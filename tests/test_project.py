@@ -498,6 +498,9 @@ def test_the_results_pages_whole_runs_of_mu_are_what_the_csvs_hold():
     its reading: mu = 0.35 higher in both, 1.0 the same mean as lh.MU_1998."""
     rows = {mu: [r for r in results(name) if r["eval_set"] == "val" and int(r["passes"]) == 20]
             for mu, name in MU_FILES.items()}
+    same = ("batch_size", "eta_per_image", "eta_scaling", "j", "hessian_samples", "train_images",
+            "eval_images", "passes", "threads", "torch", "distort")  # every setting but mu
+    assert len({tuple(r[k] for k in same) for runs in rows.values() for r in runs}) == 1
     for mu, runs in rows.items():
         settings = {(int(r["batch_size"]), float(r["mu"]), float(r["j"])) for r in runs}
         assert settings == {(lh.BATCH_1998, mu, lh.MAP_J)}
@@ -601,14 +604,18 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert f"All {words[len(runs)]} ran on 2-core CPUs that call themselves \"AMD EPYC\"" in page
     quickest = min(runs, key=lambda row: float(row["eager_s_per_epoch"]))
     least = max(runs, key=lambda row: float(row["fast_step_ratio"]))
-    assert quickest is runs[-1] is least and "the latest, the table above, had the quickest of them, where " \
-        "the fast step gained least" in page
+    assert quickest is runs[-1] is least
+    assert f"the latest (run {len(runs)}, the first table of this section) had the quickest of them, " \
+        "where the fast step gained least" in page
     said = re.search(r"lowest seed ended its 2 epochs at (\S+ %) test accuracy", page)
     assert said and said[1] == f"{100 * float(r['fast_min_accuracy']):.2f} %"
     alone = re.search(r"The fast recipe's settings on `LeNet5` .*? took (\S+) s per epoch "
                       r"\(`fast_on_lenet5_s_per_epoch`\), (\S+) of the default step's", page)
     cl, eager = float(r["fast_on_lenet5_s_per_epoch"]), float(r["eager_s_per_epoch"])
     assert alone and alone.groups() == (f"{cl:.2f}", f"{cl / eager:.2f}")
+    fast_s = float(r["fast_s_per_epoch"])
+    assert "nearly all of the fast step's gain in that run is the cheaper order" in page
+    assert (eager - cl) < 0.15 * (eager - fast_s)  # "nearly all": the cheaper order, over 85 % of the gain
     fast, default = lh.RECIPES["fast"], lh.RECIPES["default"]
     differ = {k for k in fast.keys() | default.keys() if fast.get(k) != default.get(k)}
     assert differ == {"epochs", "batch_size", "channels_last"} and fast["channels_last"]
@@ -739,6 +746,18 @@ def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     assert most and all(abs(best - saving[s]) < 0.04 for s in most), most
     assert "on every one of the five seeds" in text and r["fast_reached_99"] == "5/5" and r["seeds"] == "0-4"
     assert "its lowest seed ended a few hundredths of a point above 99 %" in text
+    assert "In the run above, the layout and batch alone saved almost nothing" in text
+    assert float(r["fast_on_lenet5_s_per_epoch"]) / float(r["eager_s_per_epoch"]) > 0.97
+    earlier = [row for row in results("speed.csv") if row["device"] == "cpu"][:-1]
+    assert "Earlier runs, whose default step took longer" in text
+    assert all(float(row["eager_s_per_epoch"]) > float(r["eager_s_per_epoch"]) for row in earlier)
+    outputs = "\n".join(o.get("text", "") for c in cells if c.cell_type == "code"
+                        for o in c.get("outputs", []))
+    parts = {name: float(ms) for name, ms in
+             re.findall(r"^(forward and loss|backward|update) +([\d.]+) ms per step", outputs, re.M)}
+    assert "takes about as long as the forward pass and the loss together" in text
+    assert 0.8 < parts["backward"] / parts["forward and loss"] < 1.25
+    assert parts["update"] < min(parts["backward"], parts["forward and loss"])
     assert 0.0002 <= float(r["fast_min_accuracy"]) - 0.99 < 0.001
 
 
