@@ -634,6 +634,15 @@ def test_j_is_the_lowest_validation_error_of_those_tried_and_08_says_so():
     assert float(said[4]) == pytest.approx(mean[10.0] - mean[lh.MAP_J], abs=0.006)
 
 
+def test_08s_minutes_of_one_image_per_update_are_the_csvs():
+    """Section 7 gives the measured minutes of section 10's runs of one image per update."""
+    rows = [r for r in csv_rows("lenet1998_b1_val.csv") if int(r["batch_size"]) == 1]
+    said = re.search(r"section 10's two such runs, on (\S+) images, took about (\d+) minutes each",
+                     " ".join(notebook_text().split()))
+    assert said and len(rows) == 2 and {r["train_images"] for r in rows} == {said[1].replace(",", "")}
+    assert all(abs(float(r["seconds"]) / 60 - int(said[2])) < 1 for r in rows)
+
+
 def test_08s_whole_runs_of_mu_are_what_the_csvs_hold():
     """Section 11's check of mu over whole runs: the printed table (each mu's seeds, mean, min, max,
     training error after 19 passes), and the words: 0.35 higher by the gap said, in training error too;
