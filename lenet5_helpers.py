@@ -674,9 +674,19 @@ def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch
 # 7. Evaluation
 # --------------------------------------------------------------------------------------------
 
+# Images per chunk when scoring. The largest chunk within 5 % of the quickest for both LeNet5 and
+# LeNet5Fast on a 2-core CPU: there 2,000 at a time scored the 55,000 training images in twice the
+# time, as a chunk's maps outgrew the CPU's cache (notebook 07, "Scoring after every epoch";
+# benchmarks/results/scoring.csv, written by benchmarks/speed.py --scoring).
+SCORING_CHUNK = 500
+
+
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = SCORING_CHUNK) -> torch.Tensor:
     """The model's logits for every image, in evaluation mode, without gradients, in chunks (03).
+
+    Chunk by chunk, so memory stays small whatever the number of images; each image's scores are
+    the same, up to rounding, whatever the chunk size.
 
     Taught in notebook 04, "Predictions on the test set".
     """

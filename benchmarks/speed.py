@@ -5,6 +5,7 @@ appends one row to benchmarks/results/speed.csv; asserts nothing.
     python benchmarks/speed.py --choose        # the fast recipe's candidates, on the validation split
     python benchmarks/speed.py --probes        # other ways to a faster step, measured beside the fast one
     python benchmarks/speed.py --bf16          # the fast recipe with and without bfloat16, on validation
+    python benchmarks/speed.py --scoring       # scoring the training images in chunks of each size
 
 In one run, on all 60,000 training images (data in memory):
 (a) reference: PIL transforms through a DataLoader, batch 128, plain SGD (lr 1e-3), as the reference
@@ -37,6 +38,14 @@ images. It appends one row per probe to benchmarks/results/speed_probes.csv; a p
 autocast (`amp=True` in lh.train_epoch), from the same seeds (--seeds), and scores the 5,000
 validation images after every epoch: what bfloat16 costs in accuracy and buys in time. It appends
 one row per seed and setting to benchmarks/results/speed_bf16.csv.
+
+--scoring times what lh.fit does after every epoch besides training: lh.predict over the 55,000
+training images, in chunks of each size in SCORING_CHUNKS, for LeNet5 (the default recipe's model)
+and LeNet5Fast channels-last (the fast recipe's); SCORING_ROUNDS rounds, alternating, the quickest
+counting.
+Beside them, one epoch of each recipe's training step on the same images (step_seconds, the
+quicker of two). It appends one row per model and chunk size to benchmarks/results/scoring.csv;
+lh.predict's chunk size comes from it.
 """
 
 from __future__ import annotations
@@ -67,6 +76,10 @@ CANDIDATES = [dict(epochs=e, batch_size=b, lr=lr)
               for e in (2, 3) for b in (96, 128, 192, 256) for lr in (0.1, 0.15, 0.2)]
 PROBES = ["fast step", "torch.compile", "bfloat16 autocast", "one thread", "oneDNN off"]
 PROBE_STEPS = 200
+SCORING_CHUNKS = (128, 256, 500, 1000, 2000, 5000)
+SCORING_ROUNDS = 5
+SCORING_COLUMNS = ["model", "chunk", "seconds", "ratio_to_quickest", "training_epoch_seconds", "images",
+                   "largest_cache", "device", "device_name", "threads", "torch", "date"]
 PROBE_COLUMNS = ["probe", "seconds", "per", "ratio_to_fast_epoch", "setup_seconds", "note", "device",
                  "device_name", "threads", "torch", "date"]
 
@@ -84,7 +97,7 @@ SPEED_COLUMNS = ["date", "device", "device_name", "threads", "torch", "seeds", "
                  "eager_s_per_epoch", "fast_s_per_epoch", "fast_step_ratio", "ratio",
                  "default_time_to_99_s", "default_reached_99", "default_min_accuracy",
                  "fast_time_to_99_s", "fast_reached_99", "fast_min_accuracy", "fast_time_to_99_ratio",
-                 "fast_on_lenet5_s_per_epoch"]
+                 "fast_on_lenet5_s_per_epoch", "scoring_chunk"]
 
 
 def check_header(path: Path, columns: list[str]) -> None:
@@ -241,6 +254,48 @@ def probes(data: dict, device: torch.device, about: dict) -> None:
     print(row, flush=True)
 
 
+def scoring(device: torch.device, about: dict) -> None:
+    """lh.predict over the training images in chunks of each size, per model; CSV rows (--scoring)."""
+    data = lh.mnist_tensors(lh.prepare_mnist(verbose=False), device)  # 55,000 train, 5,000 val
+    x = data["train"][0]
+    models = {"LeNet5": ("default", lh.LeNet5()), "LeNet5Fast": ("fast", lh.LeNet5Fast())}
+    nets = {name: lh.use_memory_format(lh.initialise(net.to(device), 0), lh.RECIPES[recipe])
+            for name, (recipe, net) in models.items()}
+    training = {name: min(step_seconds(data, device, recipe) for _ in range(2))
+                for name, (recipe, _) in models.items()}
+    tries: dict[tuple[str, int], list[float]] = {}
+    for _ in range(SCORING_ROUNDS):
+        for name, net in nets.items():
+            for chunk in SCORING_CHUNKS:
+                lh.predict(net, x[:chunk], chunk)  # warm-up: the first call of a size sets it up
+                sync(device)
+                start = time.perf_counter()
+                lh.predict(net, x, chunk)
+                sync(device)
+                tries.setdefault((name, chunk), []).append(time.perf_counter() - start)
+    for name in nets:
+        quickest = min(min(tries[(name, chunk)]) for chunk in SCORING_CHUNKS)
+        for chunk in SCORING_CHUNKS:
+            seconds = min(tries[(name, chunk)])
+            row = {"model": name, "chunk": chunk, "seconds": round(seconds, 3),
+                   "ratio_to_quickest": round(seconds / quickest, 3),
+                   "training_epoch_seconds": round(training[name], 3), "images": len(x),
+                   "largest_cache": largest_cache(), **about}
+            append_row(RESULTS / "scoring.csv", row, SCORING_COLUMNS)
+            print(row, flush=True)
+
+
+def largest_cache() -> str:
+    """The CPU's largest cache, as Linux's /sys describes cpu0's ("L3 32768K"); "" where it cannot tell."""
+    levels = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            levels.append((int((index / "level").read_text()), (index / "size").read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return f"L{max(levels)[0]} {max(levels)[1]}" if levels else ""
+
+
 def bf16_native() -> bool | None:
     """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), as Linux's /proc/cpuinfo
     says; None where it cannot tell (no /proc/cpuinfo, or no x86 flags in it)."""
@@ -323,6 +378,8 @@ def main() -> None:
     parser.add_argument("--probes", action="store_true", help="other ways to a faster step instead")
     parser.add_argument("--bf16", action="store_true",
                         help="the fast recipe with and without bfloat16 autocast, on validation, instead")
+    parser.add_argument("--scoring", action="store_true",
+                        help="scoring the training images in chunks of each size, instead")
     args = parser.parse_args()
     device = lh.pick_device(args.device)
     if (args.probes or args.bf16) and device.type != "cpu":
@@ -330,7 +387,7 @@ def main() -> None:
                          f"CPU (threads, oneDNN, bfloat16 instructions); this run would use {device.type}. "
                          "Pass --device cpu.")
     for name, columns in (("speed.csv", SPEED_COLUMNS), ("speed_probes.csv", PROBE_COLUMNS),
-                          ("speed_bf16.csv", BF16_COLUMNS)):
+                          ("speed_bf16.csv", BF16_COLUMNS), ("scoring.csv", SCORING_COLUMNS)):
         check_header(RESULTS / name, columns)  # before an hour of measuring, not after
     cpu_threads = threads.use_cpu_threads()
     seeds = parse_seeds(args.seeds)
@@ -344,8 +401,10 @@ def main() -> None:
     data = lh.mnist_tensors(data_root, device, validation=False)  # all 60,000 and the test set
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name()
     figures = {"date": now(), "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
-               "torch": torch.__version__}
+               "torch": torch.__version__, "scoring_chunk": lh.SCORING_CHUNK}  # lh.evaluate's chunks
     print(f"LeNet-5 training speed on {device.type} ({name}; {cpu_threads}), torch {torch.__version__}")
+    if args.scoring:
+        return scoring(device, {k: figures[k] for k in ("device", "device_name", "threads", "torch", "date")})
     if args.probes:
         return probes(data, device, {k: figures[k] for k in ("device", "device_name", "threads", "torch",
                                                             "date")})

@@ -602,11 +602,23 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     assert {row["device_name"] for row in runs} == {"AMD EPYC"}
     words = {2: "two", 3: "three", 4: "four", 5: "five"}
     assert f"All {words[len(runs)]} ran on 2-core CPUs that call themselves \"AMD EPYC\"" in page
-    quickest = min(runs, key=lambda row: float(row["eager_s_per_epoch"]))
-    least = max(runs, key=lambda row: float(row["fast_step_ratio"]))
-    assert quickest is runs[-1] is least
-    assert f"the latest (run {len(runs)}, the first table of this section) had the quickest of them, " \
-        "where the fast step gained least" in page
+    quickest = sorted(runs, key=lambda row: float(row["eager_s_per_epoch"]))[:2]
+    least = sorted(runs, key=lambda row: -float(row["fast_step_ratio"]))[:2]
+    assert all(row in runs[-2:] for row in quickest + least)
+    n = len(runs)
+    assert f"the latest two (runs {n - 1} and {n}; run {n} is the first table of this section) had the " \
+        "quickest of them, where the fast step gained least" in page
+    before, latest = runs[-2], runs[-1]
+    later = re.search(r"yet its default recipe took longer to 99 % than run \d's \((\S+) s against (\S+) s\) "
+                      r"with steps as quick", page)
+    assert later and later.groups() == (f"{float(latest['default_time_to_99_s']):.1f}",
+                                        f"{float(before['default_time_to_99_s']):.1f}")
+    assert f"{float(latest['eager_s_per_epoch']):.2f}" == f"{float(before['eager_s_per_epoch']):.2f}"
+    first = re.search(r"Run (\d) is the first whose scoring went in chunks of (\d+) digits \(see below; "
+                      r"runs 1 to (\d) scored ([\d,]+) at a time\)", page)
+    chunks = [int(row["scoring_chunk"]) for row in runs]
+    assert first and int(first[1]) == len(runs) and chunks[-1] == int(first[2]) == lh.SCORING_CHUNK
+    assert int(first[3]) == len(runs) - 1 and set(chunks[:-1]) == {int(first[4].replace(",", ""))}
     said = re.search(r"lowest seed ended its 2 epochs at (\S+ %) test accuracy", page)
     assert said and said[1] == f"{100 * float(r['fast_min_accuracy']):.2f} %"
     alone = re.search(r"The fast recipe's settings on `LeNet5` .*? took (\S+) s per epoch "
@@ -614,8 +626,8 @@ def test_the_results_pages_speed_table_is_what_speed_csv_holds():
     cl, eager = float(r["fast_on_lenet5_s_per_epoch"]), float(r["eager_s_per_epoch"])
     assert alone and alone.groups() == (f"{cl:.2f}", f"{cl / eager:.2f}")
     fast_s = float(r["fast_s_per_epoch"])
-    assert "nearly all of the fast step's gain in that run is the cheaper order" in page
-    assert (eager - cl) < 0.15 * (eager - fast_s)  # "nearly all": the cheaper order, over 85 % of the gain
+    assert "most of the fast step's gain in that run (more than three quarters) is the cheaper order" in page
+    assert (eager - cl) < 0.25 * (eager - fast_s)  # the layout and batch: less than a quarter of the gain
     fast, default = lh.RECIPES["fast"], lh.RECIPES["default"]
     differ = {k for k in fast.keys() | default.keys() if fast.get(k) != default.get(k)}
     assert differ == {"epochs", "batch_size", "channels_last"} and fast["channels_last"]
@@ -729,6 +741,75 @@ def test_speed_py_refuses_a_csv_with_other_columns_before_it_measures(tmp_path, 
         speed.main()
 
 
+def latest_scoring() -> tuple[list[dict], dict, dict]:
+    """The latest run of benchmarks/speed.py --scoring: its rows, seconds[(model, chunk)], and each
+    model's training epoch in seconds."""
+    rows = results("scoring.csv")
+    rows = [row for row in rows if row["date"] == rows[-1]["date"]]
+    seconds = {(row["model"], int(row["chunk"])): float(row["seconds"]) for row in rows}
+    return rows, seconds, {row["model"]: float(row["training_epoch_seconds"]) for row in rows}
+
+
+def test_predict_scores_in_the_chunks_scoring_csv_chose_and_chunks_change_no_score():
+    """lh.predict's chunk is the largest within 5 % of the quickest for both networks in the latest
+    scoring run (the rule its comment, 07 and the results page state); scores do not depend on it."""
+    import inspect
+
+    import torch
+
+    _, seconds, _ = latest_scoring()
+    chunks = sorted({chunk for _, chunk in seconds})
+    nets = ("LeNet5", "LeNet5Fast")
+    assert {net for net, _ in seconds} == set(nets) and len(seconds) == 2 * len(chunks)
+    quickest = {net: min(seconds[(net, c)] for c in chunks) for net in nets}
+    near = [c for c in chunks if all(seconds[(net, c)] <= 1.05 * quickest[net] for net in nets)]
+    assert max(near) == lh.SCORING_CHUNK == inspect.signature(lh.predict).parameters["batch_size"].default
+    model = lh.initialise(lh.LeNet5(), 0).eval()
+    x = torch.randn(1234, 1, 32, 32, generator=torch.Generator().manual_seed(0))  # 2 chunks and a part
+    with torch.no_grad():
+        whole = model(x)
+    assert torch.allclose(lh.predict(model, x), whole, atol=1e-5)
+
+
+def test_the_scoring_sentences_of_07_and_the_results_page_are_what_scoring_csv_holds():
+    """The results page's table is the latest scoring run; every claim about it in 07 and on the page
+    (more than half of an epoch, about half as long, LeNet5Fast quick up to 1,000, conv1's output
+    against the cache) holds for it."""
+    rows, seconds, training = latest_scoring()
+    chunks = sorted({chunk for _, chunk in seconds})
+    page = RESULTS_PAGE.read_text()
+    body = table(page, "| chunk | `LeNet5`: seconds |")
+    ratio = {(row["model"], int(row["chunk"])): float(row["ratio_to_quickest"]) for row in rows}
+    assert body[:-1] == [[f"{c:,}"] + [cell for net in ("LeNet5", "LeNet5Fast")
+                                       for cell in (f"{seconds[(net, c)]:.2f} s", f"{ratio[(net, c)]:.2f}")]
+                         for c in chunks]
+    assert body[-1] == ["one epoch of training, to compare", f"{training['LeNet5']:.2f} s", "—",
+                        f"{training['LeNet5Fast']:.2f} s", "—"]
+    flat = " ".join(page.split())
+    said = re.search(r"In chunks of 2,000, scoring took `LeNet5` (\S+) s, more than half of its training "
+                     r"epoch; in chunks of 500, (\S+) s\.", flat)
+    assert said and said.groups() == (f"{seconds[('LeNet5', 2000)]:.2f}", f"{seconds[('LeNet5', 500)]:.2f}")
+    level, size = rows[0]["largest_cache"].split()
+    cache_mib = int(size.rstrip("K")) / 1024
+    assert f"on a CPU whose largest cache is {cache_mib:.0f} MiB (`largest_cache`)" in flat
+    mib = {c: c * 6 * 28 * 28 * 4 / 2**20 for c in (500, 2000)}
+    assert f"conv1's output for 2,000 images is {mib[2000]:.1f} MiB, for 500 images {mib[500]:.1f} MiB" \
+        in flat
+    assert mib[500] < cache_mib < mib[2000]
+    cells = nbformat.read(ROOT / "notebooks" / "07-going-further.ipynb", as_version=4).cells
+    text = " ".join(" ".join(c.source.split()) for c in cells if c.cell_type == "markdown")
+    for words in ("scoring the training digits took `LeNet5` more than half as long as an epoch of training",
+                  "scoring the training digits took more than half as long as an epoch of training",
+                  "in chunks of 500 or fewer, about half as long as in chunks of 2,000",
+                  "`LeNet5Fast` stayed quick up to chunks of 1,000",
+                  "for 500 digits it fits in this CPU's largest cache, for 2,000 it does not"):
+        assert words in text, words
+    assert seconds[("LeNet5", 2000)] > 0.5 * training["LeNet5"]
+    assert all(0.45 < seconds[("LeNet5", c)] / seconds[("LeNet5", 2000)] < 0.55 for c in chunks if c <= 500)
+    assert all(ratio[("LeNet5Fast", c)] <= 1.05 for c in chunks if c <= 1000)
+    assert all(ratio[("LeNet5Fast", c)] > 1.05 for c in chunks if c > 1000)
+
+
 def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     """07's words for the latest CPU run (the row its cell prints): the fast recipe's time to 99 % as
     a fraction, the step's saving, every seed at 99 %, its lowest seed just above 99 %."""
@@ -748,9 +829,13 @@ def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     assert "its lowest seed ended a few hundredths of a point above 99 %" in text
     assert "In the run above, the layout and batch alone saved almost nothing" in text
     assert float(r["fast_on_lenet5_s_per_epoch"]) / float(r["eager_s_per_epoch"]) > 0.97
-    earlier = [row for row in results("speed.csv") if row["device"] == "cpu"][:-1]
-    assert "Earlier runs, whose default step took longer" in text
-    assert all(float(row["eager_s_per_epoch"]) > float(r["eager_s_per_epoch"]) for row in earlier)
+    runs = [row for row in results("speed.csv") if row["device"] == "cpu"]
+    assert "Earlier runs whose default step took twice as long" in text
+    most_saved = min(runs, key=lambda row: float(row["fast_step_ratio"]))
+    assert most_saved is not runs[-1]
+    assert float(most_saved["eager_s_per_epoch"]) > 1.9 * float(r["eager_s_per_epoch"])
+    ratios = [float(row["fast_time_to_99_ratio"]) for row in runs]
+    assert f"{min(ratios):.2f} to {max(ratios):.2f} in the runs the results page lists" in text
     outputs = "\n".join(o.get("text", "") for c in cells if c.cell_type == "code"
                         for o in c.get("outputs", []))
     parts = {name: float(ms) for name, ms in
