@@ -675,9 +675,9 @@ def run_to_read(run_dir: str | Path | None, data_root: str | Path, device: torch
 # --------------------------------------------------------------------------------------------
 
 # Images per chunk when scoring. The largest chunk within 5 % of the quickest for both LeNet5 and
-# LeNet5Fast on a 2-core CPU: there 2,000 at a time scored the 55,000 training images in twice the
-# time, as a chunk's maps outgrew the CPU's cache (notebook 07, "Scoring after every epoch";
-# benchmarks/results/scoring.csv, written by benchmarks/speed.py --scoring).
+# LeNet5Fast, measured on a 2-core CPU: there LeNet5 scored the 55,000 training images in twice the
+# time 2,000 at a time, likely as a chunk's maps outgrew the CPU's cache (notebook 07, "Scoring after
+# every epoch"; benchmarks/results/scoring.csv, written by benchmarks/speed.py --scoring).
 SCORING_CHUNK = 500
 
 

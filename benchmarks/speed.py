@@ -286,14 +286,19 @@ def scoring(device: torch.device, about: dict) -> None:
 
 
 def largest_cache() -> str:
-    """The CPU's largest cache, as Linux's /sys describes cpu0's ("L3 32768K"); "" where it cannot tell."""
+    """The CPU's largest cache, as Linux's /sys describes cpu0's ("L3 32768K": its level, its size in
+    KiB; on many CPUs shared by all cores); "" where it cannot tell (no /sys, as on macOS)."""
     levels = []
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
-            levels.append((int((index / "level").read_text()), (index / "size").read_text().strip()))
+            size = (index / "size").read_text().strip()
+            levels.append((int((index / "level").read_text()), int(size.rstrip("K")), size))
         except (OSError, ValueError):
             continue
-    return f"L{max(levels)[0]} {max(levels)[1]}" if levels else ""
+    if not levels:
+        return ""
+    level, _, size = max(levels)
+    return f"L{level} {size}"
 
 
 def bf16_native() -> bool | None:
@@ -382,10 +387,10 @@ def main() -> None:
                         help="scoring the training images in chunks of each size, instead")
     args = parser.parse_args()
     device = lh.pick_device(args.device)
-    if (args.probes or args.bf16) and device.type != "cpu":
-        raise SystemExit(f"--{'probes' if args.probes else 'bf16'} measures ways to a faster step on the "
-                         f"CPU (threads, oneDNN, bfloat16 instructions); this run would use {device.type}. "
-                         "Pass --device cpu.")
+    if (args.probes or args.bf16 or args.scoring) and device.type != "cpu":
+        flag = "probes" if args.probes else "bf16" if args.bf16 else "scoring"
+        raise SystemExit(f"--{flag} measures the CPU (threads, oneDNN, bfloat16 instructions, its cache); "
+                         f"this run would use {device.type}. Pass --device cpu.")
     for name, columns in (("speed.csv", SPEED_COLUMNS), ("speed_probes.csv", PROBE_COLUMNS),
                           ("speed_bf16.csv", BF16_COLUMNS), ("scoring.csv", SCORING_COLUMNS)):
         check_header(RESULTS / name, columns)  # before an hour of measuring, not after
@@ -395,6 +400,10 @@ def main() -> None:
         return choose(device, seeds[:2])
     if args.bf16:
         return bf16_check(device, seeds)
+    if args.scoring:
+        about = {"device": device.type, "device_name": cpu_name(), "threads": torch.get_num_threads(),
+                 "torch": torch.__version__, "date": now()}
+        return scoring(device, about)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     data_root = lh.prepare_mnist(verbose=False)
@@ -403,8 +412,6 @@ def main() -> None:
     figures = {"date": now(), "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
                "torch": torch.__version__, "scoring_chunk": lh.SCORING_CHUNK}  # lh.evaluate's chunks
     print(f"LeNet-5 training speed on {device.type} ({name}; {cpu_threads}), torch {torch.__version__}")
-    if args.scoring:
-        return scoring(device, {k: figures[k] for k in ("device", "device_name", "threads", "torch", "date")})
     if args.probes:
         return probes(data, device, {k: figures[k] for k in ("device", "device_name", "threads", "torch",
                                                             "date")})

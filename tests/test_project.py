@@ -693,7 +693,7 @@ def test_the_results_pages_probes_are_what_speed_probes_csv_holds():
     assert float(with_bf16["bfloat16 autocast"]["ratio_to_fast_epoch"]) < 1  # it paid there
     said = re.search(r"One thread was slower on both \((\S+) and (\S+)\); without oneDNN .*? the step "
                      r"was (\S+) and (\S+) times slower\. Scoring the 10,000 test images with `lh.evaluate` "
-                     r"took (\S+) s and (\S+) s, (\S+) and (\S+) of an epoch", page)
+                     r"\(in chunks of 2,000\) took (\S+) s and (\S+) s, (\S+) and (\S+) of an epoch", page)
     scoring = "scoring the 10,000 test images (lh.evaluate)"
     assert said and said.groups() == (
         ratio(without, "one thread"), ratio(with_bf16, "one thread"),
@@ -804,7 +804,10 @@ def test_the_scoring_sentences_of_07_and_the_results_page_are_what_scoring_csv_h
                   "for 1,000 digits the two together no longer fit, and `LeNet5` was already slow there",
                   "in chunks of 500 or fewer, about half as long as in chunks of 2,000",
                   "`LeNet5Fast` stayed quick up to chunks of 1,000",
-                  "for 500 digits it fits in this CPU's largest cache, for 2,000 it does not"):
+                  "for 500 digits it fits in the largest cache of the CPU measured (shared by its cores), "
+                  "for 2,000 it does not",
+                  "its default training epoch in this table took longer than in the speed table further "
+                  "down, on fewer digits"):
         assert words in text, words
     assert seconds[("LeNet5", 2000)] > 0.5 * training["LeNet5"]
     assert all(0.45 < seconds[("LeNet5", c)] / seconds[("LeNet5", 2000)] < 0.55 for c in chunks if c <= 500)
@@ -812,6 +815,11 @@ def test_the_scoring_sentences_of_07_and_the_results_page_are_what_scoring_csv_h
     assert all(ratio[("LeNet5Fast", c)] > 1.05 for c in chunks if c > 1000)
     conv1_1000 = 1000 * 6 * 28 * 28 * 4 / 2**20  # LeNet5 holds it twice: conv1's output and ReLU's
     assert ratio[("LeNet5", 1000)] > 1.05 and conv1_1000 < cache_mib < 2 * conv1_1000
+    speed_run = [row for row in results("speed.csv") if row["device"] == "cpu"][-1]  # 07's speed table
+    assert training["LeNet5"] > float(speed_run["eager_s_per_epoch"]) and int(rows[0]["images"]) < 60_000
+    eager = float(speed_run["eager_s_per_epoch"])
+    assert f"the default recipe's training epoch above ({training['LeNet5']:.2f} s on 55,000 images) took " \
+        f"longer than in the speed table at the top of this section ({eager:.2f} s on 60,000)" in flat
 
 
 def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
