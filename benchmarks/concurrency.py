@@ -30,6 +30,11 @@ its points one after another (--jobs 1); with --sweep-every-core also 2 workers 
 core. Target: 2 workers faster than one after another.
 
 It first times one look at the registry (--look-cost: only that): what sharing costs a lone run.
+
+--lone N (only that): a lone training with the sharing on (mode shared) and off (every-core), N times
+each, alternating, one epoch of `subset` images each; the ratio of each pair (on / off) and their
+median, with the look's cost, appended as one row to benchmarks/results/concurrency_lone.csv.
+Target: the median within 5 % (a lone run must not pay for the sharing).
 Part 1 appends a row per mode and number of runs to benchmarks/results/concurrency.csv.
 The figures depend on what else the machine runs: each section prints the load average (`uptime`)
 before and after; compare figures taken at a quiet moment.
@@ -168,6 +173,36 @@ def concurrent_runs(runs: list[int], modes: list[str], subset: int, repeats: int
 
 
 CSV = ROOT / "benchmarks" / "results" / "concurrency.csv"
+LONE_CSV = ROOT / "benchmarks" / "results" / "concurrency_lone.csv"
+
+
+def lone_runs(pairs: int, subset: int, look: dict) -> dict:
+    """A lone training with the sharing on and off, `pairs` times each, alternating: on / off per pair."""
+    print(f"A lone run, sharing on (shared) and off (every-core), {pairs} pairs, one epoch of {subset:,} "
+          f"images; {load()}")
+    on, off = [], []
+    for pair in range(1, pairs + 1):  # alternating, so a change in the machine's load hits both
+        on.append(trial(1, "shared", subset)[0]["seconds"])
+        off.append(trial(1, "every-core", subset)[0]["seconds"])
+        print(f"  pair {pair}: on {on[-1]:.2f} s, off {off[-1]:.2f} s, ratio {on[-1] / off[-1]:.3f}",
+              flush=True)
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    row = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "cores": len(cores()),
+           "subset": subset, "pairs": pairs, "median_ratio": round(statistics.median(ratios), 3),
+           "ratios": " ".join(f"{r:.3f}" for r in ratios),
+           "on_seconds_median": round(statistics.median(on), 3),
+           "off_seconds_median": round(statistics.median(off), 3),
+           "look_microseconds": round(look["look_seconds"] * 1e6, 1),
+           "looks_per_second": look["looks_per_second"], "look_share": round(look["lone_cost"], 6)}
+    new = not LONE_CSV.exists()
+    with open(LONE_CSV, "a", newline="") as f:
+        writer = csv.DictWriter(f, list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    print(f"sharing on / off, a lone run: median {row['median_ratio']:.3f} over {pairs} pairs "
+          f"(target <= 1.05); now {load()}")
+    return row
 
 
 def append_row(row: dict) -> None:
@@ -257,6 +292,8 @@ def main() -> None:
                         help='notebook parameters, "NAME VALUE ..." (e.g. "epochs 3 train_subset 10000")')
     parser.add_argument("--look-cost", action="store_true",
                         help="only what the sharing costs a lone training (one look at the registry)")
+    parser.add_argument("--lone", type=int, default=0, metavar="N",
+                        help="only a lone run with the sharing on and off, N pairs, alternating")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = set(args.modes.split(",")) - set(MODES)
@@ -266,6 +303,9 @@ def main() -> None:
         return worker(args.worker)
     figures = {"look_cost": look_cost()}
     if args.look_cost:
+        return print(json.dumps(figures))
+    if args.lone:
+        figures["lone"] = lone_runs(args.lone, args.subset, figures["look_cost"])
         return print(json.dumps(figures))
     if not args.sweep_only:
         runs = [int(k) for k in args.runs.split(",")]
