@@ -194,21 +194,16 @@ def lone_runs(pairs: int, subset: int, look: dict) -> dict:
            "off_seconds_median": round(statistics.median(off), 3),
            "look_microseconds": round(look["look_seconds"] * 1e6, 1),
            "looks_per_second": look["looks_per_second"], "look_share": round(look["lone_cost"], 6)}
-    new = not LONE_CSV.exists()
-    with open(LONE_CSV, "a", newline="") as f:
-        writer = csv.DictWriter(f, list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(row, LONE_CSV)
     print(f"sharing on / off, a lone run: median {row['median_ratio']:.3f} over {pairs} pairs "
           f"(target <= 1.05); now {load()}")
     return row
 
 
-def append_row(row: dict) -> None:
-    """One row of benchmarks/results/concurrency.csv per mode and number of runs (header if new)."""
-    new = not CSV.exists()
-    with open(CSV, "a", newline="") as f:
+def append_row(row: dict, path: Path = CSV) -> None:
+    """One row of a CSV (header if new): concurrency.csv per mode and number of runs, or `path`."""
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, list(row))
         if new:
             writer.writeheader()
