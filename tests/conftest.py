@@ -144,6 +144,25 @@ def run_every_cell_twice(name: str, out: Path, extra: list | None = None, **para
     return nbformat.read(str(out), as_version=4)
 
 
+def printed(cells: list) -> str:
+    """What `cells`' outputs show, as a reader sees them: the kernel sends a cell's prints in pieces
+    (a piece per flush, so a line can be split between two outputs when the machine is busy); the
+    pieces of one stream are joined back as they were printed, other outputs each on their own line."""
+    parts: list[str] = []
+    last_stream = None
+    for c in cells:
+        for output in c.get("outputs", []):
+            stream = output.get("name") if output.get("output_type") == "stream" else None
+            piece = output.get("text", "") + output.get("data", {}).get("text/plain", "")
+            if stream is not None and stream == last_stream:
+                parts[-1] += piece
+            else:
+                parts.append(piece)
+            last_stream = stream
+        last_stream = None
+    return "\n".join(parts)
+
+
 SHORT_RUN = {"epochs": 2, "train_subset": 2000, "seed": 1}  # notebook 03's parameters for short_run
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import SHORT_RUN, real_mnist_ready, run_every_cell_twice
+from conftest import SHORT_RUN, printed, real_mnist_ready, run_every_cell_twice
 from nbclient import NotebookClient
 
 import lenet5_helpers as lh
@@ -72,11 +72,7 @@ def execute(name: str, out: Path, extra: list, **parameters) -> nbformat.Noteboo
 
 
 def text(cells: list) -> str:
-    parts = []
-    for c in cells:
-        for output in c.get("outputs", []):
-            parts.append(output.get("text", "") + output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+    return printed(cells)
 
 
 def errors(cells: list) -> list[str]:

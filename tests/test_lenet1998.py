@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from conftest import printed as shown
 
 import lenet5_helpers as lh
 
@@ -321,8 +322,7 @@ def notebook_text() -> str:
 
 def notebook_outputs() -> str:
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []))
+    return shown([c for c in nb.cells if c.cell_type == "code"])
 
 
 def test_the_swap_ladders_first_rung_is_the_1998_network_and_its_map_loss():

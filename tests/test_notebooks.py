@@ -15,7 +15,7 @@ import json
 import nbformat
 import papermill
 import pytest
-from conftest import SHORT_RUN, real_mnist_ready
+from conftest import SHORT_RUN, printed, real_mnist_ready
 
 import lenet5_helpers as lh
 from lenet5_series import runner
@@ -31,11 +31,7 @@ def execute(name: str, out, **parameters) -> nbformat.NotebookNode:
 
 
 def text_of(nb: nbformat.NotebookNode) -> str:
-    parts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            parts.append(output.get("text", "") + output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+    return printed(nb.cells)
 
 
 def errors(nb: nbformat.NotebookNode) -> list[str]:

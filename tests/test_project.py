@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import printed
 from packaging.specifiers import SpecifierSet
 
 import lenet5_helpers as lh
@@ -51,6 +52,21 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make run" in readme
+
+
+def test_outputs_are_read_as_printed_when_the_kernel_splits_a_line():
+    """The kernel sends prints in pieces, one per flush: on a busy machine "0.21 1.998" can arrive as
+    "0.21 " and "1.998\n". The tests read outputs through `printed`, which joins a stream's pieces."""
+    split = nbformat.v4.new_code_cell("", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="0.21 "),
+        nbformat.v4.new_output("stream", name="stdout", text="1.998\n0.22 -18.155\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+        nbformat.v4.new_output("stream", name="stdout", text="after\n")])
+    after = nbformat.v4.new_output("stream", name="stdout", text="next\n")
+    other = nbformat.v4.new_code_cell("", outputs=[after])
+    shown = printed([split, other])
+    assert re.findall(r"^(\d\.\d+) (\S+)$", shown, re.M) == [("0.21", "1.998"), ("0.22", "-18.155")]
+    assert shown.splitlines() == ["0.21 1.998", "0.22 -18.155", "", "42", "after", "", "next"]
 
 
 def test_notebooks_are_numbered_in_sequence():
@@ -878,8 +894,7 @@ def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     runs = [row for row in results("speed.csv") if row["device"] == "cpu"]
     ratios = [float(row["fast_time_to_99_ratio"]) for row in runs]
     assert f"{min(ratios):.2f} to {max(ratios):.2f} in the runs the results page lists" in text
-    outputs = "\n".join(o.get("text", "") for c in cells if c.cell_type == "code"
-                        for o in c.get("outputs", []))
+    outputs = printed([c for c in cells if c.cell_type == "code"])
     parts = {name: float(ms) for name, ms in
              re.findall(r"^(forward and loss|backward|update) +([\d.]+) ms per step", outputs, re.M)}
     assert "takes about as long as the forward pass and the loss together" in text

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import printed
 
 import lenet5_helpers as lh
 from lenet5_series.paths import NOTEBOOKS_DIR as NOTEBOOKS
@@ -30,8 +31,7 @@ def cells(name: str) -> list[nbformat.NotebookNode]:
 
 
 def output(cell: nbformat.NotebookNode) -> str:
-    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
-                   for o in cell.get("outputs", []))
+    return printed([cell])
 
 
 def cell_with(name: str, source_part: str) -> nbformat.NotebookNode:
