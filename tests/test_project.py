@@ -870,6 +870,36 @@ def test_the_scoring_sentences_of_07_and_the_results_page_are_what_scoring_csv_h
     assert ratio[("LeNet5", 1000)] > 1.05 and conv1_1000 < cache_mib < 2 * conv1_1000
 
 
+def test_07s_words_on_which_layer_takes_the_time_are_what_its_stored_table_shows():
+    """07, "Which layer takes the time?": the per-layer table the stored run printed must show what the
+    text says of it: conv3 the most weights and the least time of the convolutions, the max-pool after
+    conv1 slower than conv2's forward pass; the figures quoted are the network's."""
+    cells = nbformat.read(ROOT / "notebooks" / "07-going-further.ipynb", as_version=4).cells
+    (code,) = [c for c in cells if c.cell_type == "code" and "layer_inputs = " in c.source]
+    rows = re.findall(r"^(conv\d|pool after conv\d) +([\d,]+) +(\S+) +([\d.]+) +([\d.]+)$",
+                      printed([code]), re.M)
+    table = {name: {"weights": int(w.replace(",", "")), "work": work, "forward": float(f),
+                    "backward": float(b)} for name, w, work, f, b in rows}
+    assert list(table) == ["conv1", "pool after conv1", "conv2", "pool after conv2", "conv3"], rows
+    net = lh.LeNet5()
+    for name in ("conv1", "conv2", "conv3"):
+        layer = getattr(net, name)
+        assert table[name]["weights"] == sum(t.numel() for t in layer.parameters())
+        side = {"conv1": 28, "conv2": 10, "conv3": 1}[name]
+        assert table[name]["work"] == f"{layer.weight.numel() * side * side:,}"
+    total = {name: row["forward"] + row["backward"] for name, row in table.items()}
+    assert max(("conv1", "conv2", "conv3"), key=lambda n: table[n]["weights"]) == "conv3"
+    assert min(("conv1", "conv2", "conv3"), key=total.get) == "conv3", total
+    assert table["pool after conv1"]["forward"] > table["conv2"]["forward"], table
+    text = " ".join(" ".join(c.source.split()) for c in cells if c.cell_type == "markdown")
+    weights = sum(t.numel() for t in net.parameters())
+    assert f"conv3 holds {table['conv3']['weights']:,} of LeNet-5's {weights:,} weights" in text
+    assert f"its {table['conv2']['work']} multiply-adds per image" in text
+    assert f"6×28×28 = {6 * 28 * 28:,} values per image" in text
+    assert 0.3 < (16 * 10 * 10) / (6 * 28 * 28) < 0.35  # what the max-pool after conv2 reads
+    assert "the max-pool after conv2 reads a third as many" in text
+
+
 def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     """07's words for the latest CPU run (the row its cell prints): the fast recipe's time to 99 % as
     a fraction, the step's saving, every seed at 99 %, its lowest seed just above 99 %."""
