@@ -147,7 +147,8 @@ def run_every_cell_twice(name: str, out: Path, extra: list | None = None, **para
 def printed(cells: list) -> str:
     """What `cells`' outputs show, as a reader sees them: the kernel sends a cell's prints in pieces
     (a piece per flush, so a line can be split between two outputs when the machine is busy); the
-    pieces of one stream are joined back as they were printed, other outputs each on their own line."""
+    pieces of one stream are joined back as they were printed, other outputs each on their own line.
+    (A stderr piece that arrives between two stdout pieces still splits them, as a reader sees it too.)"""
     parts: list[str] = []
     last_stream = None
     for c in cells:

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from conftest import printed as shown
+from conftest import printed
 
 import lenet5_helpers as lh
 
@@ -322,7 +322,7 @@ def notebook_text() -> str:
 
 def notebook_outputs() -> str:
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    return shown([c for c in nb.cells if c.cell_type == "code"])
+    return printed([c for c in nb.cells if c.cell_type == "code"])
 
 
 def test_the_swap_ladders_first_rung_is_the_1998_network_and_its_map_loss():
