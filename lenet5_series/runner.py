@@ -107,8 +107,22 @@ def clean_stored(notebook: Path) -> None:
             if WIDGET_VIEW in data and "image/png" in data:  # a widget that carries a picture too
                 del data[WIDGET_VIEW]  # (06's canvas): stored, only the picture can be shown
         if cell.cell_type == "code":  # a progress-bar widget: frozen at 0 % in a stored notebook
-            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            cell.outputs = joined_streams([o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})])
     nbformat.write(nb, str(notebook))
+
+
+def joined_streams(outputs: list) -> list:
+    """The kernel sends a cell's prints in pieces, one per flush, and a busy machine can split a line
+    between two pieces: pieces of one stream that follow each other are stored as one output, in order."""
+    joined: list = []
+    for output in outputs:
+        previous = joined[-1] if joined else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] += output["text"]
+        else:
+            joined.append(output)
+    return joined
 
 
 def run_series(run_dir: Path | None = None, params: dict | None = None, html: bool = False,

@@ -70,6 +70,18 @@ def test_outputs_are_read_as_printed_when_the_kernel_splits_a_line():
     assert shown.splitlines() == ["0.21 1.998", "0.22 -18.155", "", "42", "after", "", "next"]
 
 
+def test_stored_notebooks_keep_a_streams_pieces_as_one_output_and_in_order():
+    pieces = [nbformat.v4.new_output("stream", name="stdout", text="step  25: loss 0.48\n"),
+              nbformat.v4.new_output("stream", name="stdout", text="step  50: loss 0.01\n"),
+              nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
+              nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"}),
+              nbformat.v4.new_output("stream", name="stdout", text="after the figure\n")]
+    joined = runner.joined_streams(pieces)
+    assert [(o["output_type"], o.get("name")) for o in joined] == [
+        ("stream", "stdout"), ("stream", "stderr"), ("display_data", None), ("stream", "stdout")]
+    assert joined[0]["text"] == "step  25: loss 0.48\nstep  50: loss 0.01\n"
+
+
 def test_notebooks_are_numbered_in_sequence():
     assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
     assert len(NOTEBOOKS) >= 5
@@ -98,6 +110,10 @@ def test_notebook_is_stored_executed_and_clean(path):
             assert "0%|" not in text and "application/vnd.jupyter.widget-view+json" not in \
                 output.get("data", {}), "a progress bar stored as a placeholder"
     assert "widgets" not in nb["metadata"]
+    for cell in code:  # runner.clean_stored joins a stream's pieces: one output per run of prints
+        kinds = [(o["output_type"], o.get("name")) for o in cell["outputs"]]
+        pairs = zip(kinds, kinds[1:], strict=False)
+        assert all(a != b or a[0] != "stream" for a, b in pairs), "a stream in pieces: `make notebooks`"
     assert not {"start_time", "end_time", "duration"} & set(nb["metadata"].get("papermill", {}))
     assert path.stat().st_size < 2_000_000
     last = "".join(nb["cells"][-1]["source"])
