@@ -48,7 +48,7 @@ from lenet5_series.runs import (  # noqa: F401
 # --------------------------------------------------------------------------------------------
 
 MEAN, STD = 0.5, 0.5
-BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after Normalize
+BACKGROUND = (0.0 - MEAN) / STD  # the background (pixel value 0, no ink) after Normalize
 # The reference post's transform (notebook 01, section 4): PIL image (28x28) -> tensor (1, 32, 32)
 # in [-1, 1].
 REFERENCE_TRANSFORM = transforms.Compose([
