@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from conftest import printed
 
 import lenet5_helpers as lh
@@ -391,3 +392,35 @@ def test_06_stored_outputs_back_the_lesson_text():
     assert re.search(r"following the size[^.]*\bmore\b", said), said
     assert follows["small in a corner"] > fixed["small in a corner"], rows
     assert sum(follows.values()) >= max(sum(fixed.values()), 24), rows  # a 99 % network should
+
+
+def test_03s_99_percent_check_runs_only_for_the_default_recipe_as_it_is(capsys):
+    """03's check cell, run on made-up metrics: a full run of the default recipe as it is must reach
+    99 %; any other run (augmented, another batch size, learning rate or number of epochs, a subset,
+    another recipe) is told there is nothing to check."""
+    source = cell_with("03-training.ipynb", "full_default = ").source
+    default = lh.RECIPES["default"]
+    full = {"recipe": "default", "augment": False, "train_size": lh.TRAIN_SIZE,
+            **{k: default[k] for k in ("epochs", "batch_size", "lr")}}
+
+    def run(metrics: dict) -> str:
+        exec(source, {"lh": lh, "metrics": metrics})
+        return capsys.readouterr().out
+
+    assert "this one reached 99.38%" in run({**full, "test_accuracy": 0.9938})
+    with pytest.raises(AssertionError):
+        run({**full, "test_accuracy": 0.985})
+    for other in ({"augment": True}, {"batch_size": 512}, {"lr": 0.1}, {"epochs": 15},
+                  {"train_size": 10_000}, {"recipe": "reference"}):
+        said = run({**full, **other, "test_accuracy": 0.5})
+        assert said.startswith("a shorter or different run than the full default recipe"), other
+
+
+def test_04s_shift_is_what_lh_shift_images_does():
+    """04 writes `shift` out and then measures with lh.shift_images, saying they are the same."""
+    source = cell_with("04-results.ipynb", "def shift(images, dx, dy)").source
+    space = {"F": torch.nn.functional, "lh": lh}
+    exec(source[:source.index("\n\n\nmoved_examples")], space)
+    images = torch.randn(8, 1, 32, 32)
+    for dx, dy in ((3, -2), (-1, 4), (0, 0), (-4, -4)):
+        assert torch.equal(space["shift"](images, dx, dy), lh.shift_images(images, dx, dy))
