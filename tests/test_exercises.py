@@ -402,3 +402,36 @@ def test_06_reads_drawn_digits_every_cell_twice_and_its_solutions_say_what_they_
     assert [line.split(":")[0] for line in out[3].splitlines() if line] == ["pen  6", "pen 28", "pen 40"]
     assert out[4].startswith("read ")
     assert all(any("image/png" in o.get("data", {}) for o in cells[n]["outputs"]) for n in (1, 4))
+
+
+# ------------------------------------------------------------------------------------------------
+# 08
+# ------------------------------------------------------------------------------------------------
+
+def test_08_solutions_run_and_say_what_their_outputs_show(tmp_path):
+    """08 in its stored (quick) mode with the four solutions added at the end: each runs, and the
+    figures its words give are the ones it prints."""
+    nb = read("08-lenet5-1998.ipynb")
+    found = solutions(nb)
+    assert sorted(found) == [1, 2, 3, 4]
+    extra = [cell(found[n]["code"]) for n in (1, 2, 3, 4)]
+    cells = execute("08-lenet5-1998.ipynb", tmp_path / "08.ipynb", extra).cells[-len(extra):]
+    assert not errors(cells)
+    out = [text([c]) for c in cells]
+    assert out[0].split() == ["2416"] and "2,416 parameters" in flat(found[1]["text"])
+    closest, pixels = out[1].split()
+    assert f"{closest} differs from 8 in the fewest pixels, {float(pixels):.0f}" in flat(found[2]["text"])
+    # 3: the largest step of each parameter tensor, "name value", layers 0-5 = C1, S2, C3, S4, C5, F6
+    steps = {name: float(v) for name, v in re.findall(r"^layers\.(\d\.\w+) ([\d.]+)$", out[2], re.M)}
+    assert len(steps) == 12, out[2]
+    near_cap = 0.0005 / 0.02  # eta / mu
+    assert all(v > 0.95 * near_cap for name, v in steps.items() if name.endswith("weight"))
+    assert all(steps[f"{layer}.bias"] > 0.95 * near_cap for layer in range(4))
+    said = flat(found[3]["text"])
+    assert f"C5's at most about {steps['4.bias']:.3f}" in said and steps["4.bias"] < 0.5 * near_cap
+    assert f"about {steps['5.bias']:.4f}" in said
+    # 4: the median gap between the two smallest distances, wrongly and rightly read digits
+    gaps = re.search(r"read wrongly: (\d+), median gap ([\d.]+); read right: (\d+), median gap ([\d.]+)",
+                     out[3])
+    assert gaps and int(gaps[1]) > 0 and int(gaps[1]) + int(gaps[3]) == 1000, out[3]
+    assert float(gaps[2]) < float(gaps[4]) / 3 and "Yes, by far" in flat(found[4]["text"])
