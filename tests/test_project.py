@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -80,6 +81,22 @@ def test_stored_notebooks_keep_a_streams_pieces_as_one_output_and_in_order():
     assert [(o["output_type"], o.get("name")) for o in joined] == [
         ("stream", "stdout"), ("stream", "stderr"), ("display_data", None), ("stream", "stdout")]
     assert joined[0]["text"] == "step  25: loss 0.48\nstep  50: loss 0.01\n"
+
+
+def test_05s_quoted_ddp_line_is_in_ddp_train():
+    """05 quotes the line of lenet5_series.ddp.train that wraps the network in DDP."""
+    from lenet5_series import ddp
+    text = "".join(c.source for c in nbformat.read(ROOT / "notebooks" / "05-scaling-out.ipynb",
+                                                   as_version=4).cells if c.cell_type == "markdown")
+    (quoted,) = re.findall(r"```python\n(model = DistributedDataParallel\(.*?\))\n```", text)
+    assert quoted in inspect.getsource(ddp.train)
+    # its words on DDP's buckets: LeNet-5's gradients in KiB, torch's first bucket in MiB
+    import torch.distributed as dist
+    kib = sum(t.numel() * t.element_size() for t in lh.LeNet5().parameters()) / 1024
+    first_mib = dist._DEFAULT_FIRST_BUCKET_BYTES / 2**20
+    words = " ".join(text.split())
+    assert f"(about {kib:.0f} KiB) fit in one bucket (the first holds up to {first_mib:.0f} MiB)" in words
+    assert kib * 1024 < dist._DEFAULT_FIRST_BUCKET_BYTES
 
 
 def test_notebooks_are_numbered_in_sequence():
