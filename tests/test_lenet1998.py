@@ -825,3 +825,17 @@ def test_one_image_per_update_on_the_test_set_as_08_and_the_results_page_say():
     assert [float(v) for v in said.groups()[:5]] == pytest.approx(
         [m1, min(e1.values()), max(e1.values()), t1, m8 - m1], abs=0.006)
     assert said[6] == higher
+
+
+def test_08s_words_on_the_max_pooling_rungs_first_epoch_are_the_csvs():
+    """08, section 12: the ReLU network with max-pooling trains, but it too first answered 1 for
+    every validation digit after its first epoch on both seeds, by lenet1998_swaps.csv."""
+    rows = [r for r in csv_rows("lenet1998_swaps.csv") if r["rung"] == "+ max-pooling"]
+    first = {r["seed"]: float(r["val_per_epoch"].split()[0]) for r in rows}
+    last = [float(r["val_error"]) for r in rows]
+    assert len(first) >= 2 and len(set(first.values())) == 1 and max(last) < 0.02, (first, last)
+    ones = re.search(r"validation digits that are not 1s: ([\d.]+)%", notebook_outputs())
+    assert ones and f"{100 * next(iter(first.values())):.2f}" == ones[1]
+    text = " ".join(notebook_text().split())
+    assert (f"{ones[1]} % validation error after its first epoch, on both seeds" in text
+            and len(first) == 2)
