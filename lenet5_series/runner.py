@@ -13,6 +13,7 @@ also get their share of the CPU threads (LENET5_THREADS, OMP_NUM_THREADS), so th
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import itertools
 import json
@@ -119,9 +120,9 @@ def joined_streams(outputs: list) -> list:
         previous = joined[-1] if joined else None
         if (output.get("output_type") == "stream" and previous is not None
                 and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
-            previous["text"] += output["text"]
+            previous["text"] += output["text"]  # a copy (below): the outputs given are left as they are
         else:
-            joined.append(output)
+            joined.append(copy.copy(output))
     return joined
 
 

@@ -145,23 +145,12 @@ def run_every_cell_twice(name: str, out: Path, extra: list | None = None, **para
 
 
 def printed(cells: list) -> str:
-    """What `cells`' outputs show, as a reader sees them: the kernel sends a cell's prints in pieces
-    (a piece per flush, so a line can be split between two outputs when the machine is busy); the
-    pieces of one stream are joined back as they were printed, other outputs each on their own line.
-    (A stderr piece that arrives between two stdout pieces still splits them, as a reader sees it too.)"""
-    parts: list[str] = []
-    last_stream = None
-    for c in cells:
-        for output in c.get("outputs", []):
-            stream = output.get("name") if output.get("output_type") == "stream" else None
-            piece = output.get("text", "") + output.get("data", {}).get("text/plain", "")
-            if stream is not None and stream == last_stream:
-                parts[-1] += piece
-            else:
-                parts.append(piece)
-            last_stream = stream
-        last_stream = None
-    return "\n".join(parts)
+    """What `cells`' outputs show, as a reader sees them: the pieces of one stream joined back as they
+    were printed (runner.joined_streams: a busy kernel can split a line between two pieces), other
+    outputs each on their own line. (A stderr piece between two stdout pieces still splits them, as
+    a reader sees it too.)"""
+    return "\n".join(output.get("text", "") + output.get("data", {}).get("text/plain", "")
+                     for c in cells for output in runner.joined_streams(c.get("outputs", [])))
 
 
 SHORT_RUN = {"epochs": 2, "train_subset": 2000, "seed": 1}  # notebook 03's parameters for short_run

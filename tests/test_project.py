@@ -77,7 +77,9 @@ def test_stored_notebooks_keep_a_streams_pieces_as_one_output_and_in_order():
               nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
               nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"}),
               nbformat.v4.new_output("stream", name="stdout", text="after the figure\n")]
+    before = [dict(o) for o in pieces]
     joined = runner.joined_streams(pieces)
+    assert [dict(o) for o in pieces] == before  # the outputs given are not changed
     assert [(o["output_type"], o.get("name")) for o in joined] == [
         ("stream", "stdout"), ("stream", "stderr"), ("display_data", None), ("stream", "stdout")]
     assert joined[0]["text"] == "step  25: loss 0.48\nstep  50: loss 0.01\n"
