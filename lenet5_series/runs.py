@@ -165,6 +165,7 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "torch_version": torch.__version__, "lr": config["lr"],
             "batch_size": config["batch_size"], "augment": config["augment"],
             "train_size": config["train_size"],
+            "amp": config.get("amp", False),  # bfloat16 mixed precision (notebook 03), added later
             "world_size": config.get("world_size", 1),  # processes training together (notebook 05)
             # added with the validation split; None where a run has no validation split
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),

@@ -396,8 +396,8 @@ def test_06_stored_outputs_back_the_lesson_text():
 
 def test_03s_99_percent_check_runs_only_for_the_default_recipe_as_it_is(capsys):
     """03's check cell, run on made-up metrics: a full run of the default recipe as it is must reach
-    99 %; any other run (augmented, another batch size, learning rate or number of epochs, a subset,
-    another recipe) is told there is nothing to check."""
+    99 %; any other run (augmented, in bfloat16, another batch size, learning rate or number of
+    epochs, a subset, another recipe) is told there is nothing to check."""
     source = cell_with("03-training.ipynb", "full_default = ").source
     default = lh.RECIPES["default"]
     full = {"recipe": "default", "augment": False, "train_size": lh.TRAIN_SIZE,
@@ -410,7 +410,7 @@ def test_03s_99_percent_check_runs_only_for_the_default_recipe_as_it_is(capsys):
     assert "this one reached 99.38%" in run({**full, "test_accuracy": 0.9938})
     with pytest.raises(AssertionError):
         run({**full, "test_accuracy": 0.985})
-    for other in ({"augment": True}, {"batch_size": 512}, {"lr": 0.1}, {"epochs": 15},
+    for other in ({"augment": True}, {"amp": True}, {"batch_size": 512}, {"lr": 0.1}, {"epochs": 15},
                   {"train_size": 10_000}, {"recipe": "reference"}):
         said = run({**full, **other, "test_accuracy": 0.5})
         assert said.startswith("a shorter or different run than the full default recipe"), other

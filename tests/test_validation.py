@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import lenet5_helpers as lh
-from lenet5_series import exercises
+from lenet5_series import exercises, runs
 
 
 def synthetic(n_train: int = 256, n_val: int = 64, n_test: int = 64, seed: int = 0) -> dict:
@@ -42,6 +42,15 @@ def test_with_a_val_split_fit_scores_val_every_epoch_and_test_once_at_the_end(tm
     assert metrics["test_accuracy"] == history[-1]["test_accuracy"]
     assert (metrics["momentum"], metrics["cycle_momentum"], metrics["weight_decay"],
             metrics["label_smoothing"], metrics["schedule"]) == (0.9, True, 5e-4, 0.1, "onecycle")
+    assert metrics["amp"] is False
+
+
+def test_metrics_json_says_whether_the_run_trained_in_bfloat16():
+    """amp=True is only accepted on a GPU; its record is written the same way on any device."""
+    history = [{"epoch": 1, "train_accuracy": 0.9, "train_loss": 0.3, "seconds": 1.0}]
+    for amp in (True, False):
+        config = lh.run_config("default", epochs=1, amp=amp) | {"device": "cuda"}
+        assert runs.metrics_from(config, history)["amp"] is amp
 
 
 def test_without_a_val_split_fit_scores_test_every_epoch_as_before(tmp_path):
