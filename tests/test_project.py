@@ -19,6 +19,7 @@ from importlib.metadata import metadata, requires
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 import torch
 from conftest import printed
@@ -403,6 +404,26 @@ def test_the_results_pages_figures_are_drawn_from_the_committed_csvs(tmp_path):
         committed = ROOT / "website" / "figures" / path.name
         assert committed.read_bytes() == path.read_bytes(), f"{committed.name} is not what the CSVs draw"
         assert f"](figures/{path.name})" in page
+
+
+def test_the_readmes_parameter_table_gives_each_notebooks_default():
+    """A row's default is notebook 03's, and every notebook whose default differs is named beside it
+    with its own value: a learner reading the table is not surprised by a notebook's first cell."""
+    rows = table((ROOT / "README.md").read_text(), "| name | default | meaning |")
+    declared = {nb.name[:2]: runner.notebook_parameters(nb) for nb in NOTEBOOKS}
+    defaults = {nb.name[:2]: {name: p["default"] for name, p in papermill.inspect_notebook(str(nb)).items()}
+                for nb in NOTEBOOKS}
+    listed = set()
+    for names, default, _ in rows:
+        for name in re.findall(r"`(\w+)`", names):
+            listed.add(name)
+            assert name in declared["03"], name
+            assert default.startswith(f"`{defaults['03'][name]}`"), (name, default)
+            for number, values in defaults.items():
+                if name in values and values[name] != defaults["03"][name]:
+                    said = rf"\b{number}\b[^)]*`(?:{name} = )?{re.escape(values[name])}`"
+                    assert re.search(said, default), (name, number, values[name], default)
+    assert listed == declared["03"]
 
 
 def test_the_readme_is_short_and_speaks_to_its_readers():
