@@ -81,7 +81,7 @@ def to_tensors(dataset: torchvision.datasets.MNIST) -> tuple[torch.Tensor, torch
 
     Taught in notebook 01, "The fast path: transform once, keep tensors".
     """
-    # 10,000 images at a time: resizing all 60,000 in one call needs about 300 MB more at its peak
+    # 10,000 images at a time: one call for all 60,000 would hold more memory at its peak
     x = torch.cat([transforms.functional.resize(chunk, [32, 32], antialias=True)
                    for chunk in dataset.data.unsqueeze(1).split(10_000)])
     x = x.float().div_(255).sub_(MEAN).div_(STD)  # (x / 255 - MEAN) / STD, in place: one copy in memory

