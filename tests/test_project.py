@@ -376,18 +376,20 @@ def test_the_readmes_results_table_is_what_final_test_csv_holds():
         assert tta_mean == pct(float(r["test_accuracy_tta"]) for r in runs), what
     assert [row[2] for row in rows[2:4]] == ["98.63 %", "99.05 % (0.95 % error)"]  # the post, the paper
     # the 1998 network reproduced (benchmarks/lenet1998.py), the paper with distortions, ours with them
-    (what, seeds, accuracy, _), paper_distorted, (what_d, seeds_d, accuracy_d, _) = rows[4:]
+    (what, seeds, accuracy, _), (what_1, seeds_1, accuracy_1, _), paper_distorted, \
+        (what_d, seeds_d, accuracy_d, _) = rows[4:]
     assert paper_distorted[2] == "99.2 % (0.8 % error)" and lh.PAPER_1998["test_error_distortions"] == 0.008
-    for name, label, cell, seed_cell, distort in (
-            ("lenet1998.csv", what, accuracy, seeds, "False"),
-            ("lenet1998_distort.csv", what_d, accuracy_d, seeds_d, "True")):
+    for name, label, cell, seed_cell, distort, batch in (
+            ("lenet1998.csv", what, accuracy, seeds, "False", lh.BATCH_1998),
+            ("lenet1998_b1.csv", what_1, accuracy_1, seeds_1, "False", 1),
+            ("lenet1998_distort.csv", what_d, accuracy_d, seeds_d, "True", lh.BATCH_1998)):
         done = [r for r in results(name) if r["eval_set"] == "test" and int(r["passes"]) == 20]
         assert sorted(r["seed"] for r in done) == seed_range(seed_cell)
         assert {r["distort"] for r in done} == {distort} and ("distortions" in label) == (distort == "True")
-        assert all(int(r["batch_size"]) == lh.BATCH_1998 and float(r["mu"]) == lh.MU_1998 for r in done)
+        assert all(int(r["batch_size"]) == batch and float(r["mu"]) == lh.MU_1998 for r in done)
         errors = [float(r["eval_error"]) for r in done]
         assert cell == f"{pct(1 - e for e in errors)} ({100 * statistics.mean(errors):.2f} % error)"
-    assert f"{lh.BATCH_1998} images per update" in what
+    assert f"{lh.BATCH_1998} images per update" in what and "one image per update" in what_1
     assert "98.63 %" in RESULTS_PAGE.read_text() and "**0.95 %**" in RESULTS_PAGE.read_text()
 
 
@@ -458,6 +460,28 @@ def test_every_link_of_a_page_points_at_a_file_and_heading_that_exist(name):
         if anchor and file.suffix == ".md":
             headings = re.findall(r"^#+ (.*)$", file.read_text(), re.M)
             assert anchor in {slug(h) for h in headings}, f"{name}: no heading for #{anchor}"
+
+
+def test_the_readmes_quick_series_time_is_the_latest_series_csv_run():
+    rows = [r for r in results("series.csv") if r["quick"] == "True" and r["notebook"] == "the whole series"]
+    said = re.search(r"the whole series in (\d+) s on a (\d)-core CPU", (ROOT / "README.md").read_text())
+    assert said and (int(said[1]), said[2]) == (round(float(rows[-1]["seconds"])), rows[-1]["cores"])
+
+
+def test_the_teachers_page_gives_the_kernels_peak_memory_that_memory_csv_holds():
+    """The class-server advice quotes the smallest and the largest peak of the latest run of
+    benchmarks/memory.py, naming their notebooks, and suggests a limit above the largest."""
+    rows = results("memory.csv")
+    latest = [r for r in rows if r["date"] == rows[-1]["date"]]
+    low, high = (f(latest, key=lambda r: int(r["peak_mib"])) for f in (min, max))
+    page = " ".join((ROOT / "website" / "teachers.md").read_text().split())
+    said = re.search(r'mem_limit = "(\d+)G"`\. Run with its defaults, one notebook\'s kernel held from '
+                     r"([\d,]+) MiB \((\d\d)\) to ([\d,]+) MiB \((\d\d)\) at its peak", page)
+    assert said, "the teachers' page's memory per user"
+    assert (int(said[2].replace(",", "")), said[3]) == (int(low["peak_mib"]), low["notebook"][:2])
+    assert (int(said[4].replace(",", "")), said[5]) == (int(high["peak_mib"]), high["notebook"][:2])
+    assert int(said[1]) * 1024 > int(high["peak_mib"]) + 512  # room for the rest of a user's session
+    assert {r["notebook"][:2] for r in latest} == {p.name[:2] for p in NOTEBOOKS} - {"05"}
 
 
 def test_the_teachers_page_gives_each_notebooks_reading_time_as_its_header_does():
