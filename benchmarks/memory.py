@@ -16,7 +16,6 @@ kernel. The runs the notebooks make go to a temporary folder, which 04, 06 and 0
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import platform
@@ -28,6 +27,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import torch
+from lenet1998 import append_row  # this folder's benchmark: one CSV row, header checked
 
 from lenet5_series.paths import NOTEBOOKS_DIR
 
@@ -73,12 +73,8 @@ def main() -> None:
                          "peak_mib": round(mib), "python": platform.python_version(),
                          "torch": torch.__version__, "machine": platform.machine(), "date": date})
     path = RESULTS / "memory.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    for row in rows:
+        append_row(path, COLUMNS, row)
     print(f"the largest: {max(r['peak_mib'] for r in rows)} MiB; rows appended to {path.name}")
 
 

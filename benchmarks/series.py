@@ -12,7 +12,6 @@ included); the whole series' seconds are the wall clock around the command. Run 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from lenet1998 import append_row  # this folder's benchmark: one CSV row, header checked
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ["notebook", "seconds", "quick", "cpu", "cores", "torch", "date"]
@@ -62,12 +62,8 @@ def main() -> None:
     for row in rows:
         print(f"{row['notebook']:30} {row['seconds']:7.1f} s")
     path = RESULTS / "series.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    for row in rows:
+        append_row(path, COLUMNS, row)
     print(f"rows appended to {path.name} ({common['cpu']}, {common['cores']} cores)")
 
 
