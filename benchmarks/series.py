@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,20 +23,10 @@ from pathlib import Path
 
 import torch
 from lenet1998 import append_row  # this folder's benchmark: one CSV row, header checked
+from speed import cpu_name  # this folder's benchmark: the CPU's model name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ["notebook", "seconds", "quick", "cpu", "cores", "torch", "date"]
-
-
-def cpu_name() -> str:
-    """The CPU's model name, from Linux's /proc/cpuinfo where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
