@@ -357,10 +357,12 @@ RECIPES = {
     # 3 epochs, batches of 96, 128, 192 or 256, peaks 0.1, 0.15 or 0.2): of those whose mean validation
     # accuracy over 2 seeds is at least 98.9 %, the one with the fewest epochs
     # (benchmarks/results/fast_recipe.csv, written by benchmarks/speed.py --choose). It trains
-    # LeNet5Fast, the same network computed in a cheaper order (lenet5_for).
+    # LeNet5Fast, the same network computed in a cheaper order (lenet5_for). On a CPU with bfloat16
+    # instructions it computes in bfloat16 mixed precision (cpu_bfloat16): the same validation
+    # accuracy, checked seed by seed (benchmarks/results/speed_bf16.csv, speed.py --bf16).
     "fast": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
              "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
-             "batch_size": 96, "epochs": 2, "channels_last": True},
+             "batch_size": 96, "epochs": 2, "channels_last": True, "bfloat16_on_cpu": True},
 }
 RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful error
 
@@ -489,9 +491,10 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
 
     It is the loop of notebook 03, "The default recipe, written out", with two options. augment=True:
     each batch is first distorted, by random_distort (notebook 03, "Augmentation: new digits for
-    free") or by the function given as `distort`. amp=True: on a GPU the forward pass runs in
-    bfloat16 inside torch.autocast (notebook 03, "Only on a GPU: mixed precision"); with
-    amp=False autocast changes nothing. on_step() runs after every step (fit's progress bar).
+    free") or by the function given as `distort`. amp=True: the forward pass runs in bfloat16
+    inside torch.autocast, on a GPU (notebook 03, "Only on a GPU: mixed precision") or, in the fast
+    recipe, on a CPU with bfloat16 instructions (notebook 07); with amp=False autocast changes
+    nothing. on_step() runs after every step (fit's progress bar).
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
@@ -559,16 +562,40 @@ def lenet5_for(recipe: str) -> LeNet5:
     return LeNet5Fast() if recipe == "fast" else LeNet5()
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU has instructions that compute in bfloat16 (AVX-512 BF16 or AMX, as torch
+    reads them from the CPU). Without them bfloat16 is emulated, and a step several times slower.
+
+    Taught in notebook 07, "Where the time goes".
+    """
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def cpu_bfloat16(settings: dict, device: torch.device | str | None) -> bool:
+    """Whether a run with these settings computes in bfloat16 on its own: the recipe asks for it on
+    the CPU ("fast"), the run is on the CPU, and the CPU has bfloat16 instructions.
+
+    Taught in notebook 07, "Where the time goes".
+    """
+    on_cpu = device is not None and torch.device(device).type == "cpu"
+    return bool(settings.get("bfloat16_on_cpu")) and on_cpu and cpu_has_bfloat16()
+
+
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
                lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
                train_size: int = TRAIN_SIZE, arch: str = "LeNet5",
-               val_size: int = VALIDATION_SIZE) -> dict:
+               val_size: int = VALIDATION_SIZE, device: torch.device | str | None = None) -> dict:
     """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03).
+
+    Its "amp" says whether the run computes in bfloat16 mixed precision: asked for (amp=True, on a
+    GPU), or the fast recipe on a CPU with bfloat16 instructions (cpu_bfloat16, given the device).
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
-    return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,
-                amp=amp, train_size=train_size, arch=arch, val_size=val_size)
+    settings = resolve_recipe(recipe, epochs, batch_size, lr)
+    return dict(settings, seed=seed, augment=augment, amp=amp or cpu_bfloat16(settings, device),
+                train_size=train_size, arch=arch, val_size=val_size)
 
 
 def initialise(model: nn.Module, seed: int) -> nn.Module:
@@ -615,7 +642,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
                          "move the model first: model = model.to(device).")
     arch = "LeNet5" if type(model) in (LeNet5, LeNet5Fast) else type(model).__name__  # the same weights
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
-                        arch, len(data["val"][0]) if "val" in data else 0)
+                        arch, len(data["val"][0]) if "val" in data else 0, device)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
     # the optimizer holds the model's parameter tensors themselves; initialise and channels-last
     # (below) change them in place, so it keeps holding the ones that train
@@ -641,7 +668,7 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             def one_epoch() -> None:
                 bar.set_description(f"epoch {len(history) + 1}/{config['epochs']}")
                 train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
-                            generator, augment, amp, config["label_smoothing"], step_done)
+                            generator, augment, config["amp"], config["label_smoothing"], step_done)
 
             runs.run_epochs(run_dir, config, history, data, one_epoch,
                             lambda split: evaluate(model, *data[split]), model, optimizer,
@@ -904,7 +931,8 @@ def checked_params(**params: Any) -> dict:
     if "recipe" in p:  # a training notebook: may this run use run_dir?
         settings = {k: p[k] for k in ("recipe", "epochs", "batch_size", "lr", "seed", "augment",
                                       "amp") if k in p}
-        config = run_config(**settings, train_size=p.get("train_subset") or TRAIN_SIZE)
+        config = run_config(**settings, train_size=p.get("train_subset") or TRAIN_SIZE,
+                            device=p.get("device"))
         runs.checkpoint_to_continue(p.get("run_dir"), config, bool(p.get("resume")))
     return p
 

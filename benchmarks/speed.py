@@ -11,9 +11,11 @@ In one run, on all 60,000 training images (data in memory):
 (a) reference: PIL transforms through a DataLoader, batch 128, plain SGD (lr 1e-3), as the reference
     post trains; seconds per epoch (--skip-reference leaves it out: it is slow).
 (b) eager step: lh.train_epoch with the default recipe's SGD, batch 128, tensors prepared once.
-(c) fast step: the same loop with the "fast" recipe's settings (channels-last weights, its batch)
-    and its model, lh.LeNet5Fast (LeNet-5 computed in a cheaper order); and, to show what the
-    cheaper order buys, the same settings on LeNet5.
+(c) fast step: the same loop with the "fast" recipe's settings (channels-last weights, its batch,
+    bfloat16 autocast on a CPU with bfloat16 instructions: lh.cpu_bfloat16) and its model,
+    lh.LeNet5Fast (LeNet-5 computed in a cheaper order); and, to show what each part buys, the
+    recipe's layout and batch on LeNet5 (in float32), and, where the fast step computes in bfloat16,
+    the fast step in float32 (the `fast_float32_*` columns; empty where it does not).
     Each step is timed for a whole epoch three times, after a warm-up, who goes first rotating; the
     quickest counts (the CSV's `step_timing`; runs before it kept a fixed order, the eager step first).
     Then, as a second view, the three take turns in chunks of STEP_CHUNK steps for STEP_ROUNDS rounds
@@ -32,12 +34,12 @@ Its last line is JSON, with fast_step_ratio (c / b, seconds per epoch) and fast_
 every epoch, for seeds 0 and 1; it appends to benchmarks/results/fast_recipe.csv (move the file away
 first to start afresh: 07 and the results page read every row in it).
 
---probes times the fast step as it is and changed one way at a time (PROBES: torch.compile,
-bfloat16 autocast, one thread, oneDNN off), each over PROBE_STEPS steps after 3 warm-up steps
-(the first try's warm-up seconds are the `setup_seconds`: torch.compile compiles there), twice,
-alternating, the quicker counting, scaled to an epoch of 60,000 images; and one scoring of the 10,000 test
-images. It appends one row per probe to benchmarks/results/speed_probes.csv; a probe that fails
-(torch.compile without a C++ compiler) gets its error as its note.
+--probes times the fast step in float32 (its layout, batch and model) and changed one way at a time
+(PROBES: torch.compile, bfloat16 autocast, one thread, oneDNN off), each over PROBE_STEPS steps after
+3 warm-up steps (the first try's warm-up seconds are the `setup_seconds`: torch.compile compiles
+there), twice, alternating, the quicker counting, scaled to an epoch of 60,000 images; and one
+scoring of the 10,000 test images. It appends one row per probe to benchmarks/results/speed_probes.csv;
+a probe that fails (torch.compile without a C++ compiler) gets its error as its note.
 
 --bf16 (CPU only) trains the fast recipe on the 55,000 training images with and without bfloat16
 autocast (`amp=True` in lh.train_epoch), from the same seeds (--seeds), and scores the 5,000
@@ -106,7 +108,8 @@ SPEED_COLUMNS = ["date", "device", "device_name", "threads", "torch", "seeds", "
                  "fast_on_lenet5_s_per_epoch", "scoring_chunk", "time_to_99_order", "step_timing",
                  "default_s_per_epoch_to_99", "fast_s_per_epoch_to_99", "epoch_ratio_to_99",
                  "eager_s_per_epoch_in_turns", "fast_on_lenet5_s_per_epoch_in_turns",
-                 "fast_s_per_epoch_in_turns", "fast_step_ratio_in_turns", "filled_afterwards"]
+                 "fast_s_per_epoch_in_turns", "fast_step_ratio_in_turns", "filled_afterwards",
+                 "fast_bfloat16", "fast_float32_s_per_epoch", "fast_float32_s_per_epoch_in_turns"]
 
 
 def check_header(path: Path, columns: list[str]) -> None:
@@ -156,15 +159,16 @@ STEP_TIMING = "quickest of 3 epochs, order rotating"
 
 
 def interleaved_steps(data: dict, device: torch.device,
-                      steps: dict[str, tuple[str, bool]]) -> dict[str, list[float]]:
-    """Seconds per epoch of each step in `steps` (name: (recipe, cheaper_order)), timed in turns (b, c).
+                      steps: dict[str, tuple[str, bool, bool]]) -> dict[str, list[float]]:
+    """Seconds per epoch of each step in `steps` (name: (recipe, cheaper_order, bfloat16)), timed in
+    turns (b, c).
 
     Each step trains its own model on through the training images, STEP_CHUNK steps at a time; the
     steps take turns, who goes first rotating, for STEP_ROUNDS rounds, the first a warm-up. Returns
     each step's chunk times scaled to an epoch, one per round after the first."""
     x, y = data["train"]
     state = {}
-    for name, (recipe, cheaper) in steps.items():
+    for name, (recipe, cheaper, bf16) in steps.items():
         net = lh.lenet5_for(recipe) if cheaper else lh.LeNet5()
         model = lh.use_memory_format(lh.initialise(net.to(device), 0), lh.RECIPES[recipe])
         batch = lh.RECIPES[recipe]["batch_size"]
@@ -174,7 +178,7 @@ def interleaved_steps(data: dict, device: torch.device,
         generator = torch.Generator(device).manual_seed(0)
         order = torch.randperm(len(x), device=x.device, generator=generator)
         state[name] = dict(model=model, optimizer=optimizer, scheduler=scheduler, batch=batch, at=0,
-                           per_epoch=per_epoch, generator=generator, order=order,
+                           per_epoch=per_epoch, generator=generator, order=order, bf16=bf16,
                            smoothing=settings["label_smoothing"])
     names, seconds = list(steps), {name: [] for name in steps}
     for round_ in range(STEP_ROUNDS):
@@ -189,35 +193,41 @@ def interleaved_steps(data: dict, device: torch.device,
             sync(device)
             start = time.perf_counter()
             lh.train_epoch(st["model"], chunk_x, chunk_y, st["optimizer"], st["scheduler"], st["batch"],
-                           st["generator"], label_smoothing=st["smoothing"])
+                           st["generator"], amp=st["bf16"], label_smoothing=st["smoothing"])
             sync(device)
             if round_ > 0:
                 seconds[name].append((time.perf_counter() - start) / STEP_CHUNK * st["per_epoch"])
     return seconds
 
 
-def step_seconds(data: dict, device: torch.device, recipe: str, cheaper_order: bool = True) -> float:
-    """Seconds of one epoch of lh.train_epoch with this recipe's step (its model, memory format, batch).
+def step_seconds(data: dict, device: torch.device, recipe: str, cheaper_order: bool = True,
+                 bf16: bool | None = None) -> float:
+    """Seconds of one epoch of lh.train_epoch with this recipe's step (its model, memory format, batch,
+    precision).
 
-    cheaper_order=False: on LeNet5 whatever the recipe (its memory format and batch only)."""
+    cheaper_order=False: on LeNet5 whatever the recipe (its memory format and batch only).
+    bf16: bfloat16 autocast or not; None: as the recipe computes on this device (lh.cpu_bfloat16)."""
     net = lh.lenet5_for(recipe) if cheaper_order else lh.LeNet5()
     model = lh.use_memory_format(lh.initialise(net.to(device), 0), lh.RECIPES[recipe])
     settings = lh.resolve_recipe(recipe, epochs=1)
+    amp = lh.cpu_bfloat16(settings, device) if bf16 is None else bf16
     x, y = data["train"]
     steps = lh.steps_per_epoch(len(x), settings["batch_size"])
     optimizer, scheduler = lh.make_optimizer(model, settings, steps)
     generator = torch.Generator(device).manual_seed(0)
     sync(device)
     start = time.perf_counter()
-    lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
+    lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator, amp=amp,
                    label_smoothing=settings["label_smoothing"])
     sync(device)
     return time.perf_counter() - start
 
 
 def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict:
-    """Train `recipe` from `seed`'s first weights, scoring the test set after each epoch, until 99 %."""
+    """Train `recipe` from `seed`'s first weights, scoring the test set after each epoch, until 99 %
+    (in bfloat16 where the recipe computes in it on this device, as lh.fit trains)."""
     settings = lh.resolve_recipe(recipe)
+    amp = lh.cpu_bfloat16(settings, device)
     model = lh.use_memory_format(lh.initialise(lh.lenet5_for(recipe).to(device), seed), settings)
     x, y = data["train"]
     steps = lh.steps_per_epoch(len(x), settings["batch_size"])
@@ -226,7 +236,7 @@ def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict
     sync(device)
     start = time.perf_counter()
     for epoch in range(1, settings["epochs"] + 1):  # noqa: B007 (the last epoch is reported)
-        lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator,
+        lh.train_epoch(model, x, y, optimizer, scheduler, settings["batch_size"], generator, amp=amp,
                        label_smoothing=settings["label_smoothing"])
         _, accuracy = lh.evaluate(model, *data["test"])
         sync(device)
@@ -237,7 +247,8 @@ def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict
 
 
 def probe_seconds(data: dict, device: torch.device, probe: str) -> tuple[float, float]:
-    """(seconds per epoch, warm-up seconds) of the fast recipe's step changed as `probe` says (PROBES)."""
+    """(seconds per epoch, warm-up seconds) of the fast recipe's step in float32 (its layout, batch and
+    model) changed as `probe` says (PROBES)."""
     settings = lh.resolve_recipe("fast")
     batch, (x, y) = settings["batch_size"], data["train"]
     model = lh.use_memory_format(lh.initialise(lh.lenet5_for("fast").to(device), 0), settings)
@@ -473,30 +484,37 @@ def main() -> None:
     if not args.skip_reference:
         figures["reference_s_per_epoch"] = reference_epoch(data_root, device)
         print(f"(a) reference pipeline (DataLoader + PIL):   {figures['reference_s_per_epoch']:6.2f} s/epoch")
-    steps = {"eager": ("default", True), "fast_on_lenet5": ("fast", False), "fast": ("fast", True)}
-    for recipe, cheaper in steps.values():  # warm-up: first calls set up kernels, memory
-        step_seconds(data, device, recipe, cheaper)
+    bf16 = lh.cpu_bfloat16(lh.RECIPES["fast"], device)  # the fast step computes in bfloat16 here
+    figures["fast_bfloat16"] = bf16
+    steps = {"eager": ("default", True, False), "fast_on_lenet5": ("fast", False, False),
+             **({"fast_float32": ("fast", True, False)} if bf16 else {}), "fast": ("fast", True, bf16)}
+    for recipe, cheaper, amp in steps.values():  # warm-up: first calls set up kernels, memory
+        step_seconds(data, device, recipe, cheaper, amp)
     tries: dict[str, list[float]] = {name: [] for name in steps}
     names = list(steps)
     for round_ in range(3):  # whole epochs, who goes first rotating
         for name in names[round_:] + names[:round_]:
             tries[name].append(step_seconds(data, device, *steps[name]))
-    eager, on_lenet5, fast = (min(tries[name]) for name in steps)
-    figures.update(eager_s_per_epoch=eager, fast_on_lenet5_s_per_epoch=on_lenet5, fast_s_per_epoch=fast,
-                   fast_step_ratio=fast / eager, step_timing=STEP_TIMING)
+    figures.update({f"{name}_s_per_epoch": min(tries[name]) for name in steps}, step_timing=STEP_TIMING)
+    eager, on_lenet5, fast = (figures[f"{name}_s_per_epoch"] for name in ("eager", "fast_on_lenet5", "fast"))
+    figures["fast_step_ratio"] = fast / eager
     shown = {name: ", ".join(f"{t:.2f}" for t in tries[name]) for name in steps}
     print(f"(b) eager step (batch 128):                   {eager:6.2f} s/epoch (tries {shown['eager']})")
     batch = lh.RECIPES["fast"]["batch_size"]
     print(f"    its settings (channels-last, batch {batch}) on LeNet5: {on_lenet5:6.2f} s/epoch "
           f"(tries {shown['fast_on_lenet5']})")
-    print(f"(c) fast step (the same, LeNet5Fast):         {fast:6.2f} s/epoch (tries {shown['fast']})")
+    if bf16:
+        print(f"    the same on LeNet5Fast, in float32:        {figures['fast_float32_s_per_epoch']:6.2f} "
+              f"s/epoch (tries {shown['fast_float32']})")
+    what = "LeNet5Fast, bfloat16 autocast" if bf16 else "LeNet5Fast; no bfloat16 instructions: float32"
+    print(f"(c) fast step (the same, {what}): {fast:6.2f} s/epoch (tries {shown['fast']})")
     timed = interleaved_steps(data, device, steps)  # the same steps, in turns of STEP_CHUNK steps
     in_turns = {name: statistics.median(timed[name]) for name in steps}
     figures.update({f"{name}_s_per_epoch_in_turns": in_turns[name] for name in steps},
                    fast_step_ratio_in_turns=in_turns["fast"] / in_turns["eager"])
-    print(f"    in turns of {STEP_CHUNK} steps (median of {STEP_ROUNDS - 1}): eager {in_turns['eager']:.2f}, "
-          f"on LeNet5 {in_turns['fast_on_lenet5']:.2f}, fast {in_turns['fast']:.2f} s/epoch; ratio "
-          f"{figures['fast_step_ratio_in_turns']:.2f}")
+    print(f"    in turns of {STEP_CHUNK} steps (median of {STEP_ROUNDS - 1}): "
+          + ", ".join(f"{name} {seconds:.2f}" for name, seconds in in_turns.items())
+          + f" s/epoch; ratio {figures['fast_step_ratio_in_turns']:.2f}")
     print(f"    fast step / eager step: {figures['fast_step_ratio']:.2f}   (target <= 0.7 on a 2-core CPU)")
     if not args.skip_reference:
         figures["ratio"] = figures["eager_s_per_epoch"] / figures["reference_s_per_epoch"]

@@ -249,7 +249,7 @@ def run(args: argparse.Namespace, rank: int) -> dict:
     data = lh.mnist_tensors(p["data_dir"], device, p["train_subset"])
     config = dict(lh.run_config(p["recipe"], p["epochs"], p["batch_size"], p["lr"], p["seed"],
                                 p["augment"], p["amp"], len(data["train"][0]), "LeNet5",
-                                len(data["val"][0]) if "val" in data else 0),
+                                len(data["val"][0]) if "val" in data else 0, device),
                   world_size=world_size)
     if config["batch_size"] % world_size:
         raise ValueError(f"batch_size={config['batch_size']} does not split into {world_size} equal "

@@ -243,7 +243,7 @@ def test_recipes_and_overrides():
     assert [settings[k] for k in ("epochs", "batch_size", "lr", "nesterov")] == [3, 64, 0.05, True]
     fast = lh.resolve_recipe("fast")  # the default recipe, shorter, channels-last (notebook 07)
     assert {k: v for k, v in fast.items() if v != lh.RECIPES["default"].get(k)} == \
-        {"epochs": 2, "batch_size": 96, "channels_last": True, "recipe": "fast"}
+        {"epochs": 2, "batch_size": 96, "channels_last": True, "bfloat16_on_cpu": True, "recipe": "fast"}
     with pytest.raises(ValueError, match="recipe='quickest'"):
         lh.resolve_recipe("quickest")
     with pytest.raises(ValueError, match="now called 'reference'"):
@@ -411,12 +411,50 @@ def test_a_fast_run_on_lenet5fast_is_a_lenet5_run(tmp_path):
     checkpoint = lh.load_checkpoint(tmp_path / lh.CHECKPOINT)
     assert checkpoint["config"]["arch"] == "LeNet5"
     same = dict(run_dir=tmp_path, recipe="fast", epochs=1, batch_size=None, lr=None, seed=0,
-                augment=False, amp=False, train_subset=2000, resume=False)
+                augment=False, amp=False, train_subset=2000, resume=False, device="cpu")
     assert lh.checked_params(**same)["run_dir"] == tmp_path  # finished, the same run: it loads
     plain = lh.LeNet5()
     plain.load_state_dict(checkpoint["model"])
     x = data["val"][0][:64]
     assert torch.allclose(plain(x), fast(x), atol=1e-5)
+
+
+def with_cpu_flags(monkeypatch, **flags):
+    """Make torch report a CPU with these instruction flags (the rest of its capabilities kept)."""
+    real = torch.cpu.get_capabilities()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {**real, "avx512_bf16": False,
+                                                                  "amx_bf16": False, **flags})
+
+
+@pytest.mark.parametrize("flags, has", [({}, False), ({"avx512_bf16": True}, True),
+                                         ({"amx_bf16": True}, True)])
+def test_the_fast_recipe_computes_in_bfloat16_only_on_a_cpu_with_its_instructions(monkeypatch, flags, has):
+    with_cpu_flags(monkeypatch, **flags)
+    assert lh.cpu_has_bfloat16() is has
+    fast, default = lh.resolve_recipe("fast"), lh.resolve_recipe("default")
+    assert lh.cpu_bfloat16(fast, "cpu") is has and lh.cpu_bfloat16(fast, torch.device("cpu")) is has
+    assert not lh.cpu_bfloat16(default, "cpu")  # only the recipe that asks for it
+    assert not lh.cpu_bfloat16(fast, "cuda") and not lh.cpu_bfloat16(fast, None)  # a GPU: amp=True asks
+    assert lh.run_config("fast", device="cpu")["amp"] is has
+    assert lh.run_config("fast")["amp"] is False and lh.run_config("default", device="cpu")["amp"] is False
+    assert lh.run_config("default", amp=True)["amp"] is True  # asked for: kept whatever the CPU
+
+
+@pytest.mark.parametrize("has", [False, True])
+def test_fit_trains_the_fast_recipe_in_bfloat16_where_the_cpu_has_it_and_records_it(monkeypatch, tmp_path,
+                                                                                    has):
+    with_cpu_flags(monkeypatch, avx512_bf16=has)
+    used = []
+    real_epoch = lh.train_epoch
+    monkeypatch.setattr(lh, "train_epoch", lambda *a, **k: used.append(a[8]) or real_epoch(*a, **k))
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    lh.fit(lh.lenet5_for("fast"), {"train": (x, y), "test": (x, y)}, tmp_path, recipe="fast", epochs=1,
+           progress=False)
+    assert used == [has]  # train_epoch's 9th argument: amp
+    assert json.loads((tmp_path / "metrics.json").read_text())["amp"] is has
+    # a run folder's settings as the parameter check builds them (device given) match the run's
+    config = lh.run_config("fast", epochs=1, train_size=16, val_size=0, device="cpu")
+    assert runs.checkpoint_to_continue(tmp_path, config, resume=False)["config"]["amp"] is has
 
 
 def test_fit_records_lenet5fast_as_lenet5_and_another_network_by_its_own_name(tmp_path):
