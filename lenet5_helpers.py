@@ -357,13 +357,16 @@ RECIPES = {
     # 3 epochs, batches of 96, 128, 192 or 256, peaks 0.1, 0.15 or 0.2): of those whose mean validation
     # accuracy over 2 seeds is at least 98.9 %, the one with the fewest epochs
     # (benchmarks/results/fast_recipe.csv, written by benchmarks/speed.py --choose). It trains
-    # LeNet5Fast, the same network computed in a cheaper order (lenet5_for). On a CPU with bfloat16
-    # instructions it computes in bfloat16 mixed precision (cpu_bfloat16): the same validation
-    # accuracy, checked seed by seed (benchmarks/results/speed_bf16.csv, speed.py --bf16).
+    # LeNet5Fast, the same network computed in a cheaper order (lenet5_for).
     "fast": {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
              "schedule": "onecycle", "cycle_momentum": True, "label_smoothing": 0.1,
-             "batch_size": 96, "epochs": 2, "channels_last": True, "bfloat16_on_cpu": True},
+             "batch_size": 96, "epochs": 2, "channels_last": True},
 }
+# The recipes that compute in bfloat16 mixed precision on a CPU with bfloat16 instructions
+# (cpu_bfloat16; notebook 07, "bfloat16, where the CPU has it"): the fast one. Its validation
+# accuracy is the same either way, seed by seed (benchmarks/results/speed_bf16.csv, written by
+# benchmarks/speed.py --bf16).
+BFLOAT16_ON_CPU = ("fast",)
 RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful error
 
 
@@ -491,10 +494,9 @@ def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, op
 
     It is the loop of notebook 03, "The default recipe, written out", with two options. augment=True:
     each batch is first distorted, by random_distort (notebook 03, "Augmentation: new digits for
-    free") or by the function given as `distort`. amp=True: the forward pass runs in bfloat16
-    inside torch.autocast, on a GPU (notebook 03, "Only on a GPU: mixed precision") or, in the fast
-    recipe, on a CPU with bfloat16 instructions (notebook 07); with amp=False autocast changes
-    nothing. on_step() runs after every step (fit's progress bar).
+    free") or by the function given as `distort`. amp=True: on a GPU the forward pass runs in
+    bfloat16 inside torch.autocast (notebook 03, "Only on a GPU: mixed precision"); with
+    amp=False autocast changes nothing. on_step() runs after every step (fit's progress bar).
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
@@ -572,14 +574,14 @@ def cpu_has_bfloat16() -> bool:
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
-def cpu_bfloat16(settings: dict, device: torch.device | str | None) -> bool:
-    """Whether a run with these settings computes in bfloat16 on its own: the recipe asks for it on
-    the CPU ("fast"), the run is on the CPU, and the CPU has bfloat16 instructions.
+def cpu_bfloat16(recipe: str, device: torch.device | str | None) -> bool:
+    """Whether a run of this recipe computes in bfloat16 on its own: the recipe asks for it on the
+    CPU (BFLOAT16_ON_CPU: "fast"), the run is on the CPU, and the CPU has bfloat16 instructions.
 
     Taught in notebook 07, "Where the time goes".
     """
     on_cpu = device is not None and torch.device(device).type == "cpu"
-    return bool(settings.get("bfloat16_on_cpu")) and on_cpu and cpu_has_bfloat16()
+    return recipe in BFLOAT16_ON_CPU and on_cpu and cpu_has_bfloat16()
 
 
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
@@ -594,7 +596,7 @@ def run_config(recipe: str = "default", epochs: int | None = None, batch_size: i
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
     settings = resolve_recipe(recipe, epochs, batch_size, lr)
-    return dict(settings, seed=seed, augment=augment, amp=amp or cpu_bfloat16(settings, device),
+    return dict(settings, seed=seed, augment=augment, amp=amp or cpu_bfloat16(recipe, device),
                 train_size=train_size, arch=arch, val_size=val_size)
 
 

@@ -210,7 +210,7 @@ def step_seconds(data: dict, device: torch.device, recipe: str, cheaper_order: b
     net = lh.lenet5_for(recipe) if cheaper_order else lh.LeNet5()
     model = lh.use_memory_format(lh.initialise(net.to(device), 0), lh.RECIPES[recipe])
     settings = lh.resolve_recipe(recipe, epochs=1)
-    amp = lh.cpu_bfloat16(settings, device) if bf16 is None else bf16
+    amp = lh.cpu_bfloat16(recipe, device) if bf16 is None else bf16
     x, y = data["train"]
     steps = lh.steps_per_epoch(len(x), settings["batch_size"])
     optimizer, scheduler = lh.make_optimizer(model, settings, steps)
@@ -227,7 +227,7 @@ def time_to_99(data: dict, device: torch.device, recipe: str, seed: int) -> dict
     """Train `recipe` from `seed`'s first weights, scoring the test set after each epoch, until 99 %
     (in bfloat16 where the recipe computes in it on this device, as lh.fit trains)."""
     settings = lh.resolve_recipe(recipe)
-    amp = lh.cpu_bfloat16(settings, device)
+    amp = lh.cpu_bfloat16(recipe, device)
     model = lh.use_memory_format(lh.initialise(lh.lenet5_for(recipe).to(device), seed), settings)
     x, y = data["train"]
     steps = lh.steps_per_epoch(len(x), settings["batch_size"])
@@ -484,7 +484,7 @@ def main() -> None:
     if not args.skip_reference:
         figures["reference_s_per_epoch"] = reference_epoch(data_root, device)
         print(f"(a) reference pipeline (DataLoader + PIL):   {figures['reference_s_per_epoch']:6.2f} s/epoch")
-    bf16 = lh.cpu_bfloat16(lh.RECIPES["fast"], device)  # the fast step computes in bfloat16 here
+    bf16 = lh.cpu_bfloat16("fast", device)  # the fast step computes in bfloat16 here
     figures["fast_bfloat16"] = bf16
     steps = {"eager": ("default", True, False), "fast_on_lenet5": ("fast", False, False),
              **({"fast_float32": ("fast", True, False)} if bf16 else {}), "fast": ("fast", True, bf16)}

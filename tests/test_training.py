@@ -243,7 +243,7 @@ def test_recipes_and_overrides():
     assert [settings[k] for k in ("epochs", "batch_size", "lr", "nesterov")] == [3, 64, 0.05, True]
     fast = lh.resolve_recipe("fast")  # the default recipe, shorter, channels-last (notebook 07)
     assert {k: v for k, v in fast.items() if v != lh.RECIPES["default"].get(k)} == \
-        {"epochs": 2, "batch_size": 96, "channels_last": True, "bfloat16_on_cpu": True, "recipe": "fast"}
+        {"epochs": 2, "batch_size": 96, "channels_last": True, "recipe": "fast"}
     with pytest.raises(ValueError, match="recipe='quickest'"):
         lh.resolve_recipe("quickest")
     with pytest.raises(ValueError, match="now called 'reference'"):
@@ -431,10 +431,10 @@ def with_cpu_flags(monkeypatch, **flags):
 def test_the_fast_recipe_computes_in_bfloat16_only_on_a_cpu_with_its_instructions(monkeypatch, flags, has):
     with_cpu_flags(monkeypatch, **flags)
     assert lh.cpu_has_bfloat16() is has
-    fast, default = lh.resolve_recipe("fast"), lh.resolve_recipe("default")
-    assert lh.cpu_bfloat16(fast, "cpu") is has and lh.cpu_bfloat16(fast, torch.device("cpu")) is has
-    assert not lh.cpu_bfloat16(default, "cpu")  # only the recipe that asks for it
-    assert not lh.cpu_bfloat16(fast, "cuda") and not lh.cpu_bfloat16(fast, None)  # a GPU: amp=True asks
+    assert lh.BFLOAT16_ON_CPU == ("fast",)
+    assert lh.cpu_bfloat16("fast", "cpu") is has and lh.cpu_bfloat16("fast", torch.device("cpu")) is has
+    assert not lh.cpu_bfloat16("default", "cpu") and not lh.cpu_bfloat16("reference", "cpu")  # only "fast"
+    assert not lh.cpu_bfloat16("fast", "cuda") and not lh.cpu_bfloat16("fast", None)  # a GPU: amp=True asks
     assert lh.run_config("fast", device="cpu")["amp"] is has
     assert lh.run_config("fast")["amp"] is False and lh.run_config("default", device="cpu")["amp"] is False
     assert lh.run_config("default", amp=True)["amp"] is True  # asked for: kept whatever the CPU
