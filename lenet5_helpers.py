@@ -363,9 +363,9 @@ RECIPES = {
              "batch_size": 96, "epochs": 2, "channels_last": True},
 }
 # The recipes that compute in bfloat16 mixed precision on a CPU with bfloat16 instructions
-# (cpu_bfloat16; notebook 07, "bfloat16, where the CPU has it"): the fast one. Its validation
-# accuracy is the same either way, seed by seed (benchmarks/results/speed_bf16.csv, written by
-# benchmarks/speed.py --bf16).
+# (cpu_bfloat16; notebook 07, "bfloat16, where the CPU has it"): the fast one. Over 5 seeds its mean
+# validation accuracy moved by 0.01 points, single seeds by at most 0.12 (benchmarks/results/
+# speed_bf16.csv, written by benchmarks/speed.py --bf16).
 BFLOAT16_ON_CPU = ("fast",)
 RENAMED_RECIPES = {"seed": "reference"}  # old name -> new name, for a helpful error
 
@@ -565,39 +565,36 @@ def lenet5_for(recipe: str) -> LeNet5:
 
 
 def cpu_has_bfloat16() -> bool:
-    """Whether this CPU has instructions that compute in bfloat16 (AVX-512 BF16 or AMX, as torch
+    """Whether this CPU has x86 instructions that compute in bfloat16 (AVX-512 BF16 or AMX, as torch
     reads them from the CPU). Without them bfloat16 is emulated, and a step several times slower.
+    Other CPUs (ARM ones included) count as without: untested here.
 
-    Taught in notebook 07, "Where the time goes".
+    Taught in notebook 07, "bfloat16, where the CPU has it".
     """
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
-def cpu_bfloat16(recipe: str, device: torch.device | str | None) -> bool:
-    """Whether a run of this recipe computes in bfloat16 on its own: the recipe asks for it on the
-    CPU (BFLOAT16_ON_CPU: "fast"), the run is on the CPU, and the CPU has bfloat16 instructions.
+def cpu_bfloat16(recipe: str, device: torch.device | str) -> bool:
+    """Whether a run of this recipe on this device (a torch.device or its type, "cpu", "cuda", ...)
+    computes in bfloat16 on its own: the recipe asks for it on the CPU (BFLOAT16_ON_CPU: "fast"),
+    the run is on the CPU, and the CPU has bfloat16 instructions (cpu_has_bfloat16).
 
-    Taught in notebook 07, "Where the time goes".
+    Taught in notebook 07, "bfloat16, where the CPU has it".
     """
-    on_cpu = device is not None and torch.device(device).type == "cpu"
-    return recipe in BFLOAT16_ON_CPU and on_cpu and cpu_has_bfloat16()
+    return recipe in BFLOAT16_ON_CPU and torch.device(device).type == "cpu" and cpu_has_bfloat16()
 
 
 def run_config(recipe: str = "default", epochs: int | None = None, batch_size: int | None = None,
                lr: float | None = None, seed: int = 0, augment: bool = False, amp: bool = False,
                train_size: int = TRAIN_SIZE, arch: str = "LeNet5",
-               val_size: int = VALIDATION_SIZE, device: torch.device | str | None = None) -> dict:
+               val_size: int = VALIDATION_SIZE) -> dict:
     """Everything that makes two runs the same run (stored in the checkpoint, compared on resume; 03).
-
-    Its "amp" says whether the run computes in bfloat16 mixed precision: asked for (amp=True, on a
-    GPU), or the fast recipe on a CPU with bfloat16 instructions (cpu_bfloat16, given the device).
 
     Taught in notebook 03, "`lh.fit`: your loop, plus bookkeeping".
     """
-    settings = resolve_recipe(recipe, epochs, batch_size, lr)
-    return dict(settings, seed=seed, augment=augment, amp=amp or cpu_bfloat16(recipe, device),
-                train_size=train_size, arch=arch, val_size=val_size)
+    return dict(resolve_recipe(recipe, epochs, batch_size, lr), seed=seed, augment=augment,
+                amp=amp, train_size=train_size, arch=arch, val_size=val_size)
 
 
 def initialise(model: nn.Module, seed: int) -> nn.Module:
@@ -644,7 +641,10 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
                          "move the model first: model = model.to(device).")
     arch = "LeNet5" if type(model) in (LeNet5, LeNet5Fast) else type(model).__name__  # the same weights
     config = run_config(recipe, epochs, batch_size, lr, seed, augment, amp, len(x_train),
-                        arch, len(data["val"][0]) if "val" in data else 0, device)
+                        arch, len(data["val"][0]) if "val" in data else 0)
+    # the fast recipe on a CPU with bfloat16 instructions computes in bfloat16 (notebook 07); recorded
+    # in metrics.json, not part of what makes two runs the same (the same run on another CPU)
+    config[runs.MACHINE_BFLOAT16] = cpu_bfloat16(recipe, device)
     steps = steps_per_epoch(len(x_train), config["batch_size"])
     # the optimizer holds the model's parameter tensors themselves; initialise and channels-last
     # (below) change them in place, so it keeps holding the ones that train
@@ -670,7 +670,8 @@ def fit(model: nn.Module, data: dict, run_dir: str | Path, recipe: str = "defaul
             def one_epoch() -> None:
                 bar.set_description(f"epoch {len(history) + 1}/{config['epochs']}")
                 train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"],
-                            generator, augment, config["amp"], config["label_smoothing"], step_done)
+                            generator, augment, amp or config[runs.MACHINE_BFLOAT16],
+                            config["label_smoothing"], step_done)
 
             runs.run_epochs(run_dir, config, history, data, one_epoch,
                             lambda split: evaluate(model, *data[split]), model, optimizer,
@@ -928,13 +929,14 @@ def checked_params(**params: Any) -> dict:
         # and this run's CPU threads (any device computes on the CPU too): the one place a notebook sets them
         print(f"{_device_words(str(params['device']), p['device'].type)}; {threads.use_cpu_threads()}")
         if p.get("amp") and p["device"].type != "cuda":
-            raise ValueError(f"amp=True is not accepted here: bfloat16 mixed precision needs a CUDA "
-                             f"GPU, and this run uses {p['device'].type}. Pass amp=False.")
+            raise ValueError(f"amp=True is not accepted here: it asks for bfloat16 mixed precision on a "
+                             f"CUDA GPU, and this run uses {p['device'].type}. Pass amp=False (on a CPU "
+                             "with bfloat16 instructions the fast recipe computes in bfloat16 by itself: "
+                             "notebook 07).")
     if "recipe" in p:  # a training notebook: may this run use run_dir?
         settings = {k: p[k] for k in ("recipe", "epochs", "batch_size", "lr", "seed", "augment",
                                       "amp") if k in p}
-        config = run_config(**settings, train_size=p.get("train_subset") or TRAIN_SIZE,
-                            device=p.get("device"))
+        config = run_config(**settings, train_size=p.get("train_subset") or TRAIN_SIZE)
         runs.checkpoint_to_continue(p.get("run_dir"), config, bool(p.get("resume")))
     return p
 

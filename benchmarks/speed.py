@@ -295,10 +295,9 @@ def probes(data: dict, device: torch.device, about: dict) -> None:
                         raise
                     errors[probe] = f"failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
     fast_epoch = min(t[0] for t in tries["fast step"])
-    native = bf16_native()
-    notes = {"bfloat16 autocast": {True: "this CPU has bfloat16 instructions",
-                                   False: "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)",
-                                   None: "whether this CPU has bfloat16 instructions is not known"}[native]}
+    native = lh.cpu_has_bfloat16()  # as the fast recipe decides (x86: AVX-512 BF16 or AMX)
+    notes = {"bfloat16 autocast": "this CPU has bfloat16 instructions" if native else
+             "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)"}
     for probe in PROBES:
         row = {"probe": probe, "per": "epoch", "note": errors.get(probe, notes.get(probe, "")), **about}
         if tries[probe]:  # the quicker epoch; the first try's warm-up (first calls compile, set up)
@@ -367,19 +366,6 @@ def largest_cache() -> str:
     return f"L{level} {size}"
 
 
-def bf16_native() -> bool | None:
-    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), as Linux's /proc/cpuinfo
-    says; None where it cannot tell (no /proc/cpuinfo, or no x86 flags in it)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return None
-    if "flags" not in info:
-        return None
-    return "avx512_bf16" in info or "amx_bf16" in info
-
-
 def cpu_name() -> str:
     """The CPU's model name where the system tells it, else the architecture."""
     try:
@@ -433,7 +419,7 @@ def bf16_check(device: torch.device, seeds: list[int]) -> None:
             val, seconds = validation_run(data, device, lh.RECIPES["fast"], seed, amp=amp)
             row = {"seed": seed, "amp": amp, "val_accuracy": val[-1],
                    "val_per_epoch": " ".join(f"{v:.4f}" for v in val),
-                   "seconds": round(seconds, 1), "bf16_instructions": bf16_native(),
+                   "seconds": round(seconds, 1), "bf16_instructions": lh.cpu_has_bfloat16(),
                    "device": device.type, "device_name": cpu_name(), "threads": torch.get_num_threads(),
                    "torch": torch.__version__, "date": now()}
             append_row(RESULTS / "speed_bf16.csv", row, BF16_COLUMNS)

@@ -180,7 +180,8 @@ def train(data: dict, run_dir: Path | None, config: dict, rank: int, world_size:
 
         def one_epoch() -> None:
             train_epoch(model, x_train, y_train, optimizer, scheduler, config["batch_size"], generator,
-                        rank, world_size, config["augment"], config["amp"], config["label_smoothing"])
+                        rank, world_size, config["augment"],
+                        config["amp"] or config.get(runs.MACHINE_BFLOAT16, False), config["label_smoothing"])
 
         return runs.run_epochs(run_dir, config, history, data, one_epoch,  # lh.fit's epochs, rows, lines
                                lambda split: evaluate(net, *data[split], rank, world_size), net,
@@ -249,8 +250,9 @@ def run(args: argparse.Namespace, rank: int) -> dict:
     data = lh.mnist_tensors(p["data_dir"], device, p["train_subset"])
     config = dict(lh.run_config(p["recipe"], p["epochs"], p["batch_size"], p["lr"], p["seed"],
                                 p["augment"], p["amp"], len(data["train"][0]), "LeNet5",
-                                len(data["val"][0]) if "val" in data else 0, device),
+                                len(data["val"][0]) if "val" in data else 0),
                   world_size=world_size)
+    config[runs.MACHINE_BFLOAT16] = lh.cpu_bfloat16(p["recipe"], device)  # as lh.fit: the fast recipe
     if config["batch_size"] % world_size:
         raise ValueError(f"batch_size={config['batch_size']} does not split into {world_size} equal "
                          f"shares; pass a batch_size that is a multiple of {world_size}.")

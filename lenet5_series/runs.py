@@ -151,6 +151,11 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+# A setting the machine decides, recorded but not compared on resume: whether the fast recipe
+# computed in bfloat16 on this CPU (lenet5_helpers.cpu_bfloat16; the same run on another CPU).
+MACHINE_BFLOAT16 = "cpu_bfloat16"
+
+
 def metrics_from(config: dict, history: list[dict]) -> dict:
     """metrics.json's contents: the last epoch's exact metrics plus what produced them."""
     last = history[-1]
@@ -167,6 +172,8 @@ def metrics_from(config: dict, history: list[dict]) -> dict:
             "train_size": config["train_size"],
             "amp": config.get("amp", False),  # bfloat16 mixed precision (notebook 03), added later
             "world_size": config.get("world_size", 1),  # processes training together (notebook 05)
+            # added later: the fast recipe computed in bfloat16 on a CPU with bfloat16 instructions
+            MACHINE_BFLOAT16: config.get(MACHINE_BFLOAT16, False),
             # added with the validation split; None where a run has no validation split
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
             "val_size": config.get("val_size"), "momentum": config.get("momentum"),
@@ -311,8 +318,9 @@ def checkpoint_to_continue(run_dir: Path | None, config: dict, resume: bool) -> 
     if ckpt["config"].get("arch") != config["arch"]:
         raise RunError(f"{show_path(path)} holds a {ckpt['config'].get('arch')!r} model, not "
                        f"{config['arch']!r}; pass another run_dir.")
-    saved = {k: v for k, v in ckpt["config"].items() if k != "device"}
-    differs = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    machine = ("device", MACHINE_BFLOAT16)  # the same run may continue on another device or CPU
+    saved = {k: v for k, v in ckpt["config"].items() if k not in machine}
+    differs = {k: (saved.get(k), v) for k, v in config.items() if k not in machine and saved.get(k) != v}
     finished = ckpt["epoch"] >= saved["epochs"]
     if differs or not (resume or finished):
         what = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differs.items())

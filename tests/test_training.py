@@ -434,10 +434,7 @@ def test_the_fast_recipe_computes_in_bfloat16_only_on_a_cpu_with_its_instruction
     assert lh.BFLOAT16_ON_CPU == ("fast",)
     assert lh.cpu_bfloat16("fast", "cpu") is has and lh.cpu_bfloat16("fast", torch.device("cpu")) is has
     assert not lh.cpu_bfloat16("default", "cpu") and not lh.cpu_bfloat16("reference", "cpu")  # only "fast"
-    assert not lh.cpu_bfloat16("fast", "cuda") and not lh.cpu_bfloat16("fast", None)  # a GPU: amp=True asks
-    assert lh.run_config("fast", device="cpu")["amp"] is has
-    assert lh.run_config("fast")["amp"] is False and lh.run_config("default", device="cpu")["amp"] is False
-    assert lh.run_config("default", amp=True)["amp"] is True  # asked for: kept whatever the CPU
+    assert not lh.cpu_bfloat16("fast", "cuda") and not lh.cpu_bfloat16("fast", "mps")  # a GPU: amp=True asks
 
 
 @pytest.mark.parametrize("has", [False, True])
@@ -448,13 +445,42 @@ def test_fit_trains_the_fast_recipe_in_bfloat16_where_the_cpu_has_it_and_records
     real_epoch = lh.train_epoch
     monkeypatch.setattr(lh, "train_epoch", lambda *a, **k: used.append(a[8]) or real_epoch(*a, **k))
     x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
-    lh.fit(lh.lenet5_for("fast"), {"train": (x, y), "test": (x, y)}, tmp_path, recipe="fast", epochs=1,
-           progress=False)
-    assert used == [has]  # train_epoch's 9th argument: amp
-    assert json.loads((tmp_path / "metrics.json").read_text())["amp"] is has
-    # a run folder's settings as the parameter check builds them (device given) match the run's
-    config = lh.run_config("fast", epochs=1, train_size=16, val_size=0, device="cpu")
-    assert runs.checkpoint_to_continue(tmp_path, config, resume=False)["config"]["amp"] is has
+    data = {"train": (x, y), "test": (x, y)}
+    lh.fit(lh.lenet5_for("fast"), data, tmp_path, recipe="fast", epochs=2, progress=False)
+    assert used == [has, has]  # train_epoch's 9th argument: amp
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["cpu_bfloat16"] is has and metrics["amp"] is False  # amp: what was asked for
+    lh.fit(lh.LeNet5(), data, tmp_path / "default", epochs=1, progress=False)  # another recipe: float32
+    assert used[-1] is False and not json.loads((tmp_path / "default" / "metrics.json").read_text())[
+        "cpu_bfloat16"]
+
+
+def test_a_fast_run_continues_and_reloads_on_a_cpu_with_other_instructions(monkeypatch, tmp_path):
+    """Whether the fast recipe computed in bfloat16 is the machine's doing, not the run's settings: a
+    run started on a CPU without bfloat16 instructions resumes on one with them (and the finished run
+    reloads on one without), each epoch in the precision of the CPU it ran on."""
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    data = {"train": (x, y), "test": (x, y)}
+    real_epoch, used = lh.train_epoch, []
+
+    def epoch(*a, **k):
+        if len(used) == 1 and not a[8]:
+            raise RuntimeError("stopped after epoch 1")  # the run stops there, unfinished
+        used.append(a[8])
+        return real_epoch(*a, **k)
+
+    monkeypatch.setattr(lh, "train_epoch", epoch)
+    with_cpu_flags(monkeypatch, avx512_bf16=False)
+    with pytest.raises(RuntimeError, match="stopped after epoch 1"):
+        lh.fit(lh.lenet5_for("fast"), data, tmp_path, recipe="fast", epochs=2, progress=False)
+    with_cpu_flags(monkeypatch, avx512_bf16=True)
+    history = lh.fit(lh.lenet5_for("fast"), data, tmp_path, recipe="fast", epochs=2, resume=True,
+                     progress=False)
+    assert [h["epoch"] for h in history] == [1, 2] and used == [False, True]
+    assert json.loads((tmp_path / "metrics.json").read_text())["cpu_bfloat16"] is True
+    with_cpu_flags(monkeypatch, avx512_bf16=False)
+    lh.fit(lh.lenet5_for("fast"), data, tmp_path, recipe="fast", epochs=2, progress=False)  # reloads
+    assert used == [False, True]  # nothing trained again
 
 
 def test_fit_records_lenet5fast_as_lenet5_and_another_network_by_its_own_name(tmp_path):
