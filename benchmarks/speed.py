@@ -295,8 +295,7 @@ def probes(data: dict, device: torch.device, about: dict) -> None:
                         raise
                     errors[probe] = f"failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
     fast_epoch = min(t[0] for t in tries["fast step"])
-    native = lh.cpu_has_bfloat16()  # as the fast recipe decides (x86: AVX-512 BF16 or AMX)
-    notes = {"bfloat16 autocast": "this CPU has bfloat16 instructions" if native else
+    notes = {"bfloat16 autocast": "this CPU has bfloat16 instructions" if lh.cpu_has_bfloat16() else
              "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)"}
     for probe in PROBES:
         row = {"probe": probe, "per": "epoch", "note": errors.get(probe, notes.get(probe, "")), **about}
@@ -492,7 +491,8 @@ def main() -> None:
     if bf16:
         print(f"    the same on LeNet5Fast, in float32:        {figures['fast_float32_s_per_epoch']:6.2f} "
               f"s/epoch (tries {shown['fast_float32']})")
-    what = "LeNet5Fast, bfloat16 autocast" if bf16 else "LeNet5Fast; no bfloat16 instructions: float32"
+    why = "; no bfloat16 instructions" if device.type == "cpu" else ""
+    what = "LeNet5Fast, bfloat16 autocast" if bf16 else f"LeNet5Fast{why}: float32"
     print(f"(c) fast step (the same, {what}): {fast:6.2f} s/epoch (tries {shown['fast']})")
     timed = interleaved_steps(data, device, steps)  # the same steps, in turns of STEP_CHUNK steps
     in_turns = {name: statistics.median(timed[name]) for name in steps}
