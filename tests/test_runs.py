@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import TEST_RUNS
 
 import lenet5_helpers as lh
-from lenet5_series import runs
+from lenet5_series import paths, runs
 
 
 def tiny_data(n_train: int = 256, n_test: int = 64) -> dict:
@@ -137,6 +139,18 @@ def test_runs_started_at_once_get_different_folders(tmp_path):
              for _ in range(4)]
     folders = {p.communicate()[0].strip() for p in procs}
     assert len(folders) == 4 and len(list(tmp_path.iterdir())) == 4
+
+
+def test_a_run_started_by_the_tests_without_a_folder_stays_out_of_the_projects_runs():
+    """A process that the tests start (as nbval starts each notebook's kernel) makes its new run
+    folder in the tests' own folder, so make test leaves runs/, whose newest finished run 04, 06
+    and 07 read, as the learner left it."""
+    code = "from lenet5_series import runs; print(runs.new_run_dir())"
+    folder = Path(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout.strip())
+    folder.rmdir()
+    assert folder.parent == TEST_RUNS
+    assert paths.DEFAULT_RUNS_DIR not in folder.parents
 
 
 def test_latest_run_is_the_one_that_finished_last(tmp_path):
