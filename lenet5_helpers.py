@@ -65,9 +65,10 @@ REFERENCE_TRANSFORM = transforms.Compose([
 
 def load_mnist(data_dir: str | Path | None = None, train: bool = True,
                transform: Any = REFERENCE_TRANSFORM) -> torchvision.datasets.MNIST:
-    """The stock torchvision MNIST dataset, exactly as the reference post uses it (notebook 01, 5).
+    """The stock torchvision MNIST dataset with a transform, as the reference post uses it.
 
-    Taught in notebook 01, "The dataset, as torchvision sees it".
+    Taught in notebook 01, "Batches with a DataLoader" (the dataset without a transform: notebook 01,
+    "The dataset, as torchvision sees it").
     """
     root = resolve_data_dir(data_dir)
     return torchvision.datasets.MNIST(root, train=train, download=False, transform=transform)
