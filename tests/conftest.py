@@ -32,20 +32,6 @@ from lenet5_series import mnist, runner
 from lenet5_series.paths import NOTEBOOKS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-# The notebooks that nbval and the tests run without a run_dir (03 trains a full run, 05 and 04 may
-# too) write their run folders here, never into the project's runs/, where the newest finished run is
-# the one notebooks 04, 06 and 07 read next. The variable is set for every process of this test run
-# and the kernels they start (a test that needs another folder sets its own); build/ is git-ignored.
-TEST_RUNS = ROOT / "build" / "test-runs"
-os.environ["LENET5_RUNS_DIR"] = str(TEST_RUNS)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Empty the test runs' folder once, in the process that starts the workers: every `make test`
-    begins as on a fresh clone, where no run has finished yet (04, 06 and 07 then read the run that
-    03 trains in this test run, or train a short one)."""
-    if not hasattr(config, "workerinput"):  # pytest-xdist gives its worker processes this attribute
-        shutil.rmtree(TEST_RUNS, ignore_errors=True)
 # The benchmark scripts import each other by name (a script's own folder is on its sys.path); their
 # tests import them the same way: `import ablation`.
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEST_RUNS
 
 import lenet5_helpers as lh
 from lenet5_series import paths, runs
@@ -149,8 +148,8 @@ def test_a_run_started_by_the_tests_without_a_folder_stays_out_of_the_projects_r
     folder = Path(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  check=True).stdout.strip())
     folder.rmdir()
-    assert folder.parent == TEST_RUNS
-    assert paths.DEFAULT_RUNS_DIR not in folder.parents
+    assert folder.parent == Path(os.environ["LENET5_RUNS_DIR"])  # this test run's own (./conftest.py)
+    assert folder.parent.parent == paths.BASE_DIR / "build" / "test-runs"
 
 
 def test_latest_run_is_the_one_that_finished_last(tmp_path):
