@@ -1110,22 +1110,22 @@ def show_live_or_picture(widget: Any, png: bytes) -> None:
 # --------------------------------------------------------------------------------------------
 # 11. notebook 08 · LeNet-5 of 1998: the paper's network and its training, written out
 # LeCun, Bottou, Bengio, Haffner, "Gradient-Based Learning Applied to Document Recognition",
-# Proc. IEEE 86(11), 1998: the network in section II.B, its training in section III.C and
+# Proc. IEEE 86(11), 1998: the network in section II.B, its training in section III.B and
 # Appendix C. Notebook 08 teaches every piece; benchmarks/lenet1998.py runs the full reproduction.
 # --------------------------------------------------------------------------------------------
 
 PAPER_1998 = {  # the paper's own figures, with their sections (notebook 08 quotes them from here)
-    "test_error": 0.0095,            # III.C: 0.95 % test error, trained on the 60,000 images
-    "train_error_19": 0.0035,        # III.C: 0.35 % training error after 19 passes
-    "test_error_distortions": 0.008,  # III.C: 0.8 % when trained with distortions
-    "passes": 20,                    # III.C: 20 passes over the training set
-    "hessian_samples": 500,          # III.C: the second derivatives re-estimated on 500 samples
-    "mu": 0.02,                      # III.C: the Levenberg-Marquardt constant
+    "test_error": 0.0095,            # III.B: 0.95 % test error, trained on the 60,000 images
+    "train_error_19": 0.0035,        # III.B: 0.35 % training error after 19 passes
+    "test_error_distortions": 0.008,  # III.B: 0.8 % when trained with distortions
+    "passes": 20,                    # III.B: 20 passes over the training set
+    "hessian_samples": 500,          # III.B: the second derivatives re-estimated on 500 samples
+    "mu": 0.02,                      # III.B: the Levenberg-Marquardt constant
 }
 # II.B: each layer's trainable parameters and connections
 PAPER_1998_LAYERS = {"C1": (156, 122_304), "S2": (12, 5_880), "C3": (1_516, 151_600),
                      "S4": (32, 2_000), "C5": (48_120, 48_120), "F6": (10_164, 10_164)}
-# III.C: the global learning rate eta: 0.0005 for the first 2 passes, 0.0002 for the next 3,
+# III.B: the global learning rate eta: 0.0005 for the first 2 passes, 0.0002 for the next 3,
 # 0.0001 for the next 3, 0.00005 for the next 4, 0.00001 after: (passes, eta), None = the rest
 ETA_1998 = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5), (None, 1e-5))
 SQUASH_A, SQUASH_S = 1.7159, 2 / 3          # II.B and Appendix A: f(a) = A tanh(S a)
@@ -1446,7 +1446,7 @@ def gauss_newton_diagonal(model: LeNet5_1998, images: torch.Tensor, labels: torc
 
 def eta_1998(pass_number: int, schedule: tuple = ETA_1998) -> float:
     """The paper's global learning rate for a pass (1, 2, ...): 0.0005 for 2 passes, then 0.0002
-    for 3, 0.0001 for 3, 0.00005 for 4, 0.00001 after (III.C; notebook 08, "The schedule")."""
+    for 3, 0.0001 for 3, 0.00005 for 4, 0.00001 after (III.B; notebook 08, "The schedule")."""
     done = 0
     for passes, eta in schedule:
         if passes is None or pass_number <= done + passes:
@@ -1457,7 +1457,7 @@ def eta_1998(pass_number: int, schedule: tuple = ETA_1998) -> float:
 
 def sdlm_steps(hessian: list[torch.Tensor], eta: float, mu: float = PAPER_1998["mu"]
                ) -> list[torch.Tensor]:
-    """Each parameter's own step size, eta / (mu + h_kk) (III.C, Appendix C; notebook 08,
+    """Each parameter's own step size, eta / (mu + h_kk) (III.B, Appendix C; notebook 08,
     "Stochastic diagonal Levenberg-Marquardt"): a
     large step where the loss curves gently, a small one where it curves sharply; mu keeps it
     finite where h_kk is near 0."""
@@ -1495,7 +1495,7 @@ def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
                     batch_size: int, generator: torch.Generator, mu: float = MU_1998,
                     j: float = MAP_J, hessian_samples: int = PAPER_1998["hessian_samples"],
                     distort: bool = False) -> float:
-    """One pass of stochastic diagonal Levenberg-Marquardt (III.C; notebook 08, "One pass").
+    """One pass of stochastic diagonal Levenberg-Marquardt (III.B; notebook 08, "One pass").
 
     First h_kk is estimated on `hessian_samples` random training images; then the images go in a
     random order, `batch_size` per update, each update w -= eta_b / (mu + h_kk) * dE/dw with the

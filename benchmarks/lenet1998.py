@@ -7,7 +7,7 @@
 
 Each seed trains lh.LeNet5_1998 with lh.fit_1998 (the code notebook 08 writes out): the paper's
 input, network, MAP loss and stochastic diagonal Levenberg-Marquardt with its schedule of eta
-(section III.C), `--batch-size` images per update with eta scaled by the batch (lh.train_pass_1998
+(section III.B), `--batch-size` images per update with eta scaled by the batch (lh.train_pass_1998
 says how). By default it trains on all 60,000 training images, as the paper did, and after every
 pass measures the error on the training images and on the test set (the curve of the paper's
 Figure 5; no choice is made on it: the number of passes is the paper's). The training error of
@@ -27,7 +27,7 @@ the helper's 1998 layers, initialised the paper's way.
 --j is the MAP loss's j (lh.MAP_J unless given), in SDLM's runs and in the ladder's rung that keeps
 the MAP loss; each row of <out>.csv, <out>_batch.csv and <out>_swaps.csv records it. --distort trains
 on images distorted anew for every update (lh.distort_1998: the series' random shift, turn and
-scaling): our version of the paper's experiment with distortions (III.C), whose distortions were its
+scaling): our version of the paper's experiment with distortions (III.B), whose distortions were its
 own planar affine maps; the estimate of h_kk, the training error and the scores use the images as
 they are.
 

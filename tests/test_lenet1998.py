@@ -385,7 +385,7 @@ def test_notebook_marks_the_papers_figures_as_the_papers():
         first = text.find(figure)
         assert first >= 0, figure
         near = text[max(0, first - 300):first + 300]
-        assert re.search(r"paper|LeCun", near) and re.search(r"\b(II\.B|III\.C|Appendix [A-C])\b", near), \
+        assert re.search(r"paper|LeCun", near) and re.search(r"\b(II\.B|III\.B|Appendix [A-C])\b", near), \
             (figure, near)
 
 
@@ -697,7 +697,7 @@ def test_notebooks_words_on_distortions_are_what_the_csvs_hold():
     text = " ".join(notebook_text().split())
     said = re.search(r"With distortions the mean test error fell from ([\d.]+) % to ([\d.]+) %, by "
                      r"([\d.]+) points, where the paper's fell by ([\d.]+), from 0\.95 % to 0\.8 % "
-                     r"\(section III\.C\)\. Our mean with distortions is ([\d.]+) points above the paper's "
+                     r"\(section III\.B\)\. Our mean with distortions is ([\d.]+) points above the paper's "
                      r"figure, and our five seeds lie on both sides of it, from ([\d.]+) % to ([\d.]+) %\. "
                      r"On the validation split, with two seeds, the fall was smaller: ([\d.]+) points\. The "
                      r"training error, measured on the training images as they are, rose from ([\d.]+) % "
@@ -801,7 +801,7 @@ def test_one_image_per_update_on_the_test_set_as_08_and_the_results_page_say():
     reading = ("One image per update ended at a mean test error of N %, N points below 8 per update's N %; "
                "on WORD of the five seeds it ended higher. One of its seeds reached the paper's N %, but its "
                "mean stays N points above the paper's, and its training error after 19 passes, N %, above "
-               "the paper's N % (section III.C). The N points are less than the spread between the seeds of "
+               "the paper's N % (section III.B). The N points are less than the spread between the seeds of "
                "either (the lowest to the highest): these five seeds cannot tell whether updating after "
                "every image, as the paper did, closes any of the N points between 8 per update and the paper")
     said = re.search(re.escape(reading).replace("N", number).replace("WORD", r"(\w+)"), text)
@@ -851,10 +851,10 @@ def test_one_image_per_update_over_every_seed_as_08_and_the_results_page_say():
     assert found, "section 10's four more seeds"
     reading = (rf"Over {count} seeds, one image per update ended at a mean test error of {number} % "
                rf"\({number} % to {number} %\), {number} points above the paper's {number} % "
-               rf"\(section III.C\) and about (\w+) standard errors: {count} seeds are enough to say that "
+               rf"\(section III.B\) and about (\w+) standard errors: {count} seeds are enough to say that "
                rf"our reproduction, trained as the paper was, ends above the paper's figure on average, by "
                rf"about a tenth of a point, though (\w+) of its seeds matched it. Its training error after "
-               rf"19 passes, {number} % on average, stays above the paper's {number} % \(III.C\) too")
+               rf"19 passes, {number} % on average, stays above the paper's {number} % \(III.B\) too")
     said = re.search(reading, text)
     assert said, "section 10's reading of every seed"
     figures = [float(said[i]) for i in (1, 2, 3, 4, 5, 8, 9)]
