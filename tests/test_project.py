@@ -1037,6 +1037,19 @@ def test_07s_words_on_which_layer_takes_the_time_are_what_its_stored_table_shows
     assert f"{c}×{h}×{w} = {c * h * w:,} values per image, the largest maps in the network" in text
 
 
+def test_07s_reason_to_read_five_times_is_what_tta_views_csv_holds():
+    """07 keeps five readings for a gain smaller than the seeds' spread because the same runs were
+    read both ways: the runs it counts, and that every one of them read better five times."""
+    cells = nbformat.read(ROOT / "notebooks" / "07-going-further.ipynb", as_version=4).cells
+    text = " ".join(" ".join(c.source for c in cells if c.cell_type == "markdown").split())
+    said = re.search(r"each of the (\d+) runs scored higher read five times than once", text)
+    runs: dict[tuple[str, str], dict[str, float]] = {}
+    for r in results("tta_views.csv"):
+        runs.setdefault((r["step"], r["seed"]), {})[r["views"]] = float(r["val_accuracy"])
+    better = sum(run["4 shifts of 1 px"] > run["plain"] for run in runs.values())
+    assert said and int(said[1]) == len(runs) == better
+
+
 def test_07s_speed_sentences_are_what_the_latest_speed_csv_row_holds():
     """07's words for the latest CPU run (the row its cell prints): the fast recipe's time to 99 % as
     a fraction, the step's saving, every seed at 99 %, its lowest seed at 99.00 %; bfloat16 on the
