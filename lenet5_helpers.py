@@ -1495,7 +1495,7 @@ def train_pass_1998(model: LeNet5_1998, images: torch.Tensor, labels: torch.Tens
                     batch_size: int, generator: torch.Generator, mu: float = MU_1998,
                     j: float = MAP_J, hessian_samples: int = PAPER_1998["hessian_samples"],
                     distort: bool = False) -> float:
-    """One pass of stochastic diagonal Levenberg-Marquardt (III.B; notebook 08, "One pass").
+    """One pass of stochastic diagonal Levenberg-Marquardt (III.B, Appendix C; notebook 08, "One pass").
 
     First h_kk is estimated on `hessian_samples` random training images; then the images go in a
     random order, `batch_size` per update, each update w -= eta_b / (mu + h_kk) * dE/dw with the

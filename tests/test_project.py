@@ -1044,8 +1044,8 @@ def test_07s_reason_to_read_five_times_is_what_tta_views_csv_holds():
     for r in rows:
         runs.setdefault((r["step"], r["seed"]), {})[r["views"]] = float(r["val_accuracy"])
     better = sum(run["4 shifts of 1 px"] > run["plain"] for run in runs.values())
-    per_step = {step for step, _ in runs}
-    assert said and {"five": 5}[said[1]] * len(per_step) == len(runs)
+    runs_per_step = [sum(step == one for one, _ in runs) for step in {one for one, _ in runs}]
+    assert said and said[1] == "five" and set(runs_per_step) == {5}
     assert int(said[2]) == len(runs) == better
 
 
